@@ -1,1 +1,87 @@
-fn main() {}
+//! The `shoal` binary: parses the command line, resolves settings, runs a node until
+//! SIGTERM, SIGINT or an allowed `shutdown` command.
+
+mod cli;
+mod settings;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use shoal_server::{LocalBackend, Server};
+use shoal_store::Store;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, ServerArgs, Subcommands};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Subcommands::Server(args)) => run_server(&args),
+        None => run_server(&cli.server),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("shoal: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(args: &ServerArgs) -> Result<()> {
+    let node = settings::resolve(args)?;
+    let level = match node.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(node.server.threads)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let store = Arc::new(Store::new(node.server.store));
+        let server = Server::bind(node.server, LocalBackend::new(store)).await?;
+        for addr in server.local_addrs() {
+            tracing::info!(%addr, "listening");
+        }
+        let dispatcher = Arc::clone(server.dispatcher());
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received, shutting down");
+            dispatcher.request_shutdown();
+        });
+        server.run().await;
+        Ok::<(), anyhow::Error>(())
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let terminate = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

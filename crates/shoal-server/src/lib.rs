@@ -1,1 +1,72 @@
-//! placeholder
+//! Shoal's network server: TCP listeners, the per-connection loop, and the dispatch of
+//! parsed commands to a [`Backend`] (the local store, later the cluster), with memcached's
+//! statistics. It knows nothing of how keys are placed across nodes.
+
+pub mod backend;
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod listener;
+pub mod stats;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use backend::{Backend, LocalBackend};
+pub use config::ServerConfig;
+pub use dispatch::{Dispatcher, VERSION};
+use tokio::net::TcpListener;
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server<B> {
+    dispatcher: Arc<Dispatcher<B>>,
+    listeners: Vec<TcpListener>,
+}
+
+impl<B: Backend> Server<B> {
+    /// Binds every listening address of `config`.
+    pub async fn bind(config: ServerConfig, backend: B) -> io::Result<Server<B>> {
+        let mut listeners = Vec::with_capacity(config.listen.len());
+        for addr in &config.listen {
+            let listener = TcpListener::bind(addr).await.map_err(|error| {
+                io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
+            })?;
+            listeners.push(listener);
+        }
+        Ok(Server {
+            dispatcher: Dispatcher::new(backend, config),
+            listeners,
+        })
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The dispatcher, to request a shutdown from outside.
+    pub fn dispatcher(&self) -> &Arc<Dispatcher<B>> {
+        &self.dispatcher
+    }
+
+    /// Serves until a shutdown is requested (signal or `shutdown` command).
+    pub async fn run(self) {
+        let mut shutdown = self.dispatcher.shutdown_signal();
+        let mut loops = Vec::new();
+        for listener in self.listeners {
+            loops.push(tokio::spawn(listener::accept_loop(
+                listener,
+                Arc::clone(&self.dispatcher),
+            )));
+        }
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        for accept in loops {
+            let _ = accept.await;
+        }
+    }
+}

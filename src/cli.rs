@@ -1,0 +1,67 @@
+//! The command line: memcached's own flags (so existing init scripts keep working), their
+//! long forms, and Shoal's subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Shoal: a memcached-compatible in-memory cache.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to run; without a subcommand, a server.
+    #[command(subcommand)]
+    pub command: Option<Subcommands>,
+    /// Server options, when no subcommand is given.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Shoal's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Subcommands {
+    /// Run a cache node (the default).
+    Server(ServerArgs),
+}
+
+/// A node's options. Every one may also come from the config file; the command line wins.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// TOML config file with the same settings (long names, with '_' for '-').
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// TCP port to listen on [default: 11211].
+    #[arg(short = 'p', long = "port", value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Interface(s) to listen on, comma-separated, each IP or IP:PORT [default: 127.0.0.1].
+    /// Listening on every interface takes an explicit `-l 0.0.0.0`.
+    #[arg(short = 'l', long = "listen", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Item memory in megabytes [default: 64].
+    #[arg(short = 'm', long = "memory-limit", value_name = "MB")]
+    pub memory_limit: Option<u64>,
+    /// Maximum simultaneous connections [default: 1024].
+    #[arg(short = 'c', long = "conn-limit", value_name = "N")]
+    pub conn_limit: Option<usize>,
+    /// Worker threads [default: 4].
+    #[arg(short = 't', long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+    /// Largest item, in bytes with an optional k or m suffix [default: 1m].
+    #[arg(short = 'I', long = "max-item-size", value_name = "SIZE")]
+    pub max_item_size: Option<String>,
+    /// UDP port, 0 is off [default: 0].
+    #[arg(short = 'U', long = "udp-port", value_name = "PORT")]
+    pub udp_port: Option<u16>,
+    /// Verbose logging; -vv for more.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Return an error when memory is exhausted instead of evicting.
+    #[arg(short = 'M', long = "disable-evictions")]
+    pub disable_evictions: bool,
+    /// Do not use CAS values.
+    #[arg(short = 'C', long = "disable-cas")]
+    pub disable_cas: bool,
+    /// Allow the `shutdown` command.
+    #[arg(short = 'A', long = "enable-shutdown")]
+    pub enable_shutdown: bool,
+}

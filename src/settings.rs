@@ -1,0 +1,200 @@
+//! Resolving a node's settings: command line over config file over defaults, validated
+//! into a [`ServerConfig`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use shoal_proto::Limits;
+use shoal_server::ServerConfig;
+use shoal_store::StoreConfig;
+
+use crate::cli::ServerArgs;
+
+/// The config file: the long option names, with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    port: Option<u16>,
+    listen: Option<String>,
+    memory_limit: Option<u64>,
+    conn_limit: Option<usize>,
+    threads: Option<usize>,
+    max_item_size: Option<String>,
+    udp_port: Option<u16>,
+    verbose: Option<u8>,
+    disable_evictions: Option<bool>,
+    disable_cas: Option<bool>,
+    enable_shutdown: Option<bool>,
+}
+
+impl FileSettings {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<FileSettings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
+    }
+}
+
+/// Parses memcached's item size syntax: bytes, or a number with a `k` or `m` suffix.
+pub fn parse_size(text: &str) -> Result<usize> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 1024),
+        Some((i, 'm' | 'M')) => (&text[..i], 1024 * 1024),
+        _ => (text, 1),
+    };
+    let n: usize = digits
+        .parse()
+        .with_context(|| format!("bad size {text:?}: expected bytes, or a number with k or m"))?;
+    n.checked_mul(unit).context("size too large")
+}
+
+/// Everything a node needs besides the server config.
+#[derive(Debug)]
+pub struct NodeSettings {
+    /// The server configuration.
+    pub server: ServerConfig,
+    /// The verbosity for logging.
+    pub verbose: u8,
+}
+
+/// Combines the command line, the config file and the defaults.
+pub fn resolve(args: &ServerArgs) -> Result<NodeSettings> {
+    let file = match &args.config {
+        Some(path) => FileSettings::load(path)?,
+        None => FileSettings::default(),
+    };
+    let port = args.port.or(file.port).unwrap_or(11211);
+    let listen_text = args
+        .listen
+        .clone()
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1".to_string());
+    let listen = parse_listen(&listen_text, port)?;
+    let memory_mb = args.memory_limit.or(file.memory_limit).unwrap_or(64);
+    if memory_mb == 0 {
+        bail!("-m must be at least 1 megabyte");
+    }
+    let item_size_max = match args.max_item_size.clone().or(file.max_item_size) {
+        Some(text) => parse_size(&text)?,
+        None => 1024 * 1024,
+    };
+    if !(1024..=1024 * 1024 * 1024).contains(&item_size_max) {
+        bail!("-I must be between 1k and 1024m");
+    }
+    let max_bytes = usize::try_from(memory_mb)
+        .ok()
+        .and_then(|mb| mb.checked_mul(1024 * 1024))
+        .context("-m is too large")?;
+    if item_size_max > max_bytes / 2 {
+        bail!("-I cannot be larger than half of -m ({memory_mb} megabytes)");
+    }
+    let udp_port = args.udp_port.or(file.udp_port).unwrap_or(0);
+    if udp_port != 0 {
+        bail!("UDP is not supported yet: run with -U 0 (the default)");
+    }
+    let threads = args.threads.or(file.threads).unwrap_or(4);
+    if threads == 0 {
+        bail!("-t must be at least 1");
+    }
+    let conn_limit = args.conn_limit.or(file.conn_limit).unwrap_or(1024);
+    if conn_limit == 0 {
+        bail!("-c must be at least 1");
+    }
+    let verbose = if args.verbose > 0 {
+        args.verbose
+    } else {
+        file.verbose.unwrap_or(0)
+    };
+    let store = StoreConfig {
+        max_bytes,
+        item_size_max,
+        evict: !(args.disable_evictions || file.disable_evictions.unwrap_or(false)),
+        use_cas: !(args.disable_cas || file.disable_cas.unwrap_or(false)),
+    };
+    let server = ServerConfig {
+        listen,
+        max_connections: conn_limit,
+        threads,
+        allow_shutdown: args.enable_shutdown || file.enable_shutdown.unwrap_or(false),
+        verbosity: u32::from(verbose),
+        limits: Limits {
+            item_size_max,
+            ..Limits::default()
+        },
+        store,
+    };
+    Ok(NodeSettings { server, verbose })
+}
+
+/// Parses `-l`: comma-separated IPs or IP:PORTs; a bare IP takes `port`.
+fn parse_listen(text: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let mut addrs = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let addr = if let Ok(ip) = part.trim_matches(['[', ']']).parse::<IpAddr>() {
+            SocketAddr::new(ip, port)
+        } else {
+            part.parse::<SocketAddr>()
+                .with_context(|| format!("bad listen address {part:?}"))?
+        };
+        addrs.push(addr);
+    }
+    if addrs.is_empty() {
+        bail!("-l needs at least one address");
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_memcached_suffixes() {
+        assert_eq!(parse_size("1m").unwrap(), 1024 * 1024);
+        assert_eq!(parse_size("512k").unwrap(), 512 * 1024);
+        assert_eq!(parse_size("2048").unwrap(), 2048);
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let node = resolve(&ServerArgs::default()).unwrap();
+        assert_eq!(node.server.listen, vec!["127.0.0.1:11211".parse().unwrap()]);
+        assert_eq!(node.server.store.max_bytes, 64 * 1024 * 1024);
+        assert_eq!(node.server.store.item_size_max, 1024 * 1024);
+        assert!(node.server.store.evict);
+    }
+
+    #[test]
+    fn listen_takes_ips_and_ports() {
+        let addrs = parse_listen("127.0.0.1, [::1]:5000", 7).unwrap();
+        assert_eq!(addrs[0], "127.0.0.1:7".parse().unwrap());
+        assert_eq!(addrs[1], "[::1]:5000".parse().unwrap());
+    }
+
+    #[test]
+    fn command_line_beats_config_file() {
+        let dir = std::env::temp_dir().join(format!("shoal-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shoal.toml");
+        std::fs::write(
+            &path,
+            "port = 4000\nmemory_limit = 8\nmax_item_size = \"2m\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(path),
+            port: Some(5000),
+            ..ServerArgs::default()
+        };
+        let node = resolve(&args).unwrap();
+        assert_eq!(node.server.listen[0].port(), 5000);
+        assert_eq!(node.server.store.max_bytes, 8 * 1024 * 1024);
+        assert_eq!(node.server.store.item_size_max, 2 * 1024 * 1024);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
