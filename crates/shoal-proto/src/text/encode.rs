@@ -1,0 +1,104 @@
+//! Replies to the classic text commands, as memcached 1.6.18 writes them.
+
+use bytes::{BufMut, BytesMut};
+use shoal_command::{ArithOutcome, DeleteOutcome, ItemView, Outcome, ServerError, StoreOutcome};
+
+use super::{TextCommand, TextReply};
+
+/// Writes `line` and `\r\n`.
+pub(crate) fn put_line(out: &mut BytesMut, line: &[u8]) {
+    out.reserve(line.len() + 2);
+    out.put_slice(line);
+    out.put_slice(b"\r\n");
+}
+
+/// The line memcached writes for a server error, given the command's out-of-memory text.
+pub(crate) fn server_error(e: &ServerError, oom: &'static str) -> String {
+    match e {
+        ServerError::TooLarge => "SERVER_ERROR object too large for cache".to_owned(),
+        ServerError::OutOfMemory => oom.to_owned(),
+        ServerError::Other(m) if m.starts_with("SERVER_ERROR") => m.clone(),
+        ServerError::Other(m) => format!("SERVER_ERROR {m}"),
+    }
+}
+
+/// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
+fn put_value(out: &mut BytesMut, item: &ItemView, with_cas: bool) {
+    out.reserve(item.key.len() + item.value.len() + 64);
+    out.put_slice(b"VALUE ");
+    out.put_slice(&item.key);
+    out.put_slice(format!(" {} {}", item.flags, item.value.len()).as_bytes());
+    if with_cas {
+        out.put_slice(format!(" {}", item.cas).as_bytes());
+    }
+    out.put_slice(b"\r\n");
+    out.put_slice(&item.value);
+    out.put_slice(b"\r\n");
+}
+
+/// Encodes the reply to a classic text command.
+pub fn encode_text(reply: &TextReply, outcome: &Outcome, out: &mut BytesMut) {
+    if let Outcome::Values(items) = outcome {
+        let with_cas = matches!(reply.command, TextCommand::Gets | TextCommand::Gats);
+        for item in items.iter().flatten() {
+            put_value(out, item, with_cas);
+        }
+        out.put_slice(b"END\r\n");
+        return;
+    }
+    if reply.noreply {
+        return;
+    }
+    let line: String = match outcome {
+        Outcome::Values(_) => unreachable!("handled above"),
+        Outcome::Stored(s) => match s {
+            StoreOutcome::Stored { .. } => "STORED",
+            StoreOutcome::NotStored => "NOT_STORED",
+            StoreOutcome::Exists => "EXISTS",
+            StoreOutcome::NotFound => "NOT_FOUND",
+        }
+        .into(),
+        Outcome::Deleted(d) => match d {
+            DeleteOutcome::Deleted => "DELETED",
+            DeleteOutcome::NotFound => "NOT_FOUND",
+            DeleteOutcome::Exists => "EXISTS",
+        }
+        .into(),
+        Outcome::Arith(a) => match a {
+            ArithOutcome::Value { value, .. } => value.to_string(),
+            ArithOutcome::NotFound => "NOT_FOUND".into(),
+            ArithOutcome::Exists => "EXISTS".into(),
+            ArithOutcome::NonNumeric => {
+                "CLIENT_ERROR cannot increment or decrement non-numeric value".into()
+            }
+        },
+        Outcome::Touched(true) => "TOUCHED".into(),
+        Outcome::Touched(false) => "NOT_FOUND".into(),
+        Outcome::Ok => "OK".into(),
+        Outcome::Stats(stats) => {
+            for (name, value) in stats {
+                put_line(out, format!("STAT {name} {value}").as_bytes());
+            }
+            "END".into()
+        }
+        Outcome::Reset => "RESET".into(),
+        Outcome::Version(v) => format!("VERSION {v}"),
+        Outcome::NoOp => "MN".into(),
+        Outcome::Quit | Outcome::ShuttingDown => match reply.command {
+            TextCommand::Shutdown { valid_mode: false } => {
+                "CLIENT_ERROR invalid shutdown mode".into()
+            }
+            _ => return,
+        },
+        Outcome::ShutdownDisabled => "ERROR: shutdown not enabled".into(),
+        Outcome::Debug(_) | Outcome::UnknownCommand => "ERROR".into(),
+        Outcome::Error(e) => server_error(
+            e,
+            match reply.command {
+                TextCommand::Arith => "SERVER_ERROR out of memory",
+                _ => "SERVER_ERROR out of memory storing object",
+            },
+        ),
+    };
+    put_line(out, line.as_bytes());
+}
