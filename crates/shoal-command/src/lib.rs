@@ -22,6 +22,15 @@ pub type Exptime = i64;
 /// The boundary at which an exptime stops being relative and becomes a unix timestamp.
 pub const RELATIVE_EXPTIME_MAX: Exptime = 60 * 60 * 24 * 30;
 
+/// The bytes an item counts against the item size limit (memcached's -I), as memcached
+/// 1.6 counts them: a 48-byte header, the key and its terminator, the value and its
+/// `\r\n`, the 8-byte CAS, and 4 bytes for non-zero client flags. With `-I 1m` and a
+/// 1-byte key, a value of 1,048,516 bytes fits and one of 1,048,517 does not.
+pub fn item_size(key_len: usize, flags: u32, value_len: usize) -> usize {
+    let flags_size = if flags == 0 { 0 } else { 4 };
+    48 + key_len + 1 + value_len + 2 + 8 + flags_size
+}
+
 /// One request, whatever protocol it came in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -48,9 +57,20 @@ pub enum Command {
     /// quit: close the connection after the replies written so far.
     Quit,
     /// shutdown: stop the server (only when enabled with -A).
-    Shutdown,
+    Shutdown(ShutdownMode),
     /// me KEY: the meta debug line of one item.
     MetaDebug(Bytes),
+}
+
+/// How `shutdown` was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// `shutdown`: stop now.
+    Now,
+    /// `shutdown graceful`.
+    Graceful,
+    /// Any other argument: refused, but only once shutdown is known to be enabled.
+    Invalid,
 }
 
 /// Options of a read, shared by every key of a multi-get.

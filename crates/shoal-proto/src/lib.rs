@@ -77,8 +77,8 @@ pub enum Parse {
     Incomplete,
     /// A whole request; its bytes have been removed from the buffer.
     Request(Request),
-    /// The input was bad: the offending bytes have been removed from the buffer. Write
-    /// `reply`, then discard the next `swallow` bytes of input (the data block of a refused
+    /// The input was bad: the offending bytes have been removed from the buffer. Execute
+    /// `command` if any, write `reply`, then discard the next `swallow` bytes of input (the data block of a refused
     /// storage command), then close the connection if `close`.
     Invalid {
         /// What to answer, in the protocol's own terms (may be empty).
@@ -87,6 +87,10 @@ pub enum Parse {
         swallow: u64,
         /// Whether the connection must be closed after the reply.
         close: bool,
+        /// A command to execute, its outcome unsent, before writing `reply`: a set refused
+        /// as too large removes the key's old value, as memcached does, so that no stale
+        /// value outlives a failed set.
+        command: Option<Command>,
     },
 }
 

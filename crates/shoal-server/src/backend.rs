@@ -62,7 +62,7 @@ impl LocalBackend {
             | Command::Verbosity(_)
             | Command::NoOp
             | Command::Quit
-            | Command::Shutdown => Outcome::UnknownCommand,
+            | Command::Shutdown(_) => Outcome::UnknownCommand,
         }
     }
 }

@@ -73,7 +73,11 @@ pub async fn serve<B: Backend>(mut stream: TcpStream, dispatcher: Arc<Dispatcher
                     reply,
                     swallow: rest,
                     close: must_close,
+                    command,
                 } => {
+                    if let Some(command) = command {
+                        dispatcher.dispatch(command).await;
+                    }
                     output.extend_from_slice(&reply);
                     swallow = rest;
                     if must_close {

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
-use shoal_command::{Command, Outcome, StatsGroup};
+use shoal_command::{Command, Outcome, ShutdownMode, StatsGroup};
 use tokio::sync::watch;
 
 use crate::backend::Backend;
@@ -70,11 +70,14 @@ impl<B: Backend> Dispatcher<B> {
             }
             Command::NoOp => return Outcome::NoOp,
             Command::Quit => return Outcome::Quit,
-            Command::Shutdown if self.config.allow_shutdown => {
+            Command::Shutdown(_) if !self.config.allow_shutdown => {
+                return Outcome::ShutdownDisabled
+            }
+            Command::Shutdown(ShutdownMode::Invalid) => return Outcome::UnknownCommand,
+            Command::Shutdown(_) => {
                 self.request_shutdown();
                 return Outcome::ShuttingDown;
             }
-            Command::Shutdown => return Outcome::ShutdownDisabled,
             _ => self.backend.execute(command).await,
         };
         self.stats.count(counted, &outcome);

@@ -2,6 +2,7 @@
 //! order and its answers to malformed packets.
 
 use bytes::{Bytes, BytesMut};
+use shoal_command::item_size;
 use shoal_command::{
     Arith, ArithOp, Command, Delete, Exptime, FlushAll, Get, ReadOptions, StatsGroup, Store,
     StoreMode, MAX_KEY_LEN,
@@ -28,6 +29,7 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Parse {
             reply: Bytes::new(),
             swallow: 0,
             close: true,
+            command: None,
         };
     }
     let extras_len = usize::from(h.extras_len);
@@ -77,8 +79,26 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Parse {
         Opcode::Set | Opcode::Add | Opcode::Replace | Opcode::Append | Opcode::Prepend
     );
     let packet_len = if has_value {
-        if value_len > limits.item_size_max {
-            return refuse(buf, head_len, &h, Status::TooLarge, value_len as u64, false);
+        let flags = if extras_len >= 4 {
+            be_u32(&buf[HEADER_LEN..])
+        } else {
+            0
+        };
+        if item_size(key_len, flags, value_len) > limits.item_size_max {
+            let key = Bytes::copy_from_slice(&buf[HEADER_LEN + extras_len..head_len]);
+            let mut refused = refuse(buf, head_len, &h, Status::TooLarge, value_len as u64, false);
+            if let (Opcode::Set, Parse::Invalid { command, .. }) = (op, &mut refused) {
+                // As memcached: a failed SET must not leave the old value behind.
+                *command = Some(Command::Delete(Delete {
+                    key,
+                    compare_cas: None,
+                    new_cas: None,
+                    invalidate: false,
+                    touch: None,
+                    clear_value: false,
+                }));
+            }
+            return refused;
         }
         head_len + value_len
     } else {
@@ -143,6 +163,7 @@ fn refuse(
         reply: reply.freeze(),
         swallow,
         close,
+        command: None,
     }
 }
 

@@ -81,6 +81,7 @@ fn invalid(mut buf: BytesMut) -> (Vec<u8>, u64, bool, BytesMut) {
             reply,
             swallow,
             close,
+            ..
         } => (reply.to_vec(), swallow, close, buf),
         other => panic!("expected invalid, got {other:?}"),
     }
@@ -513,16 +514,24 @@ fn too_large_values_are_refused_without_buffering() {
             reply,
             swallow,
             close,
+            command,
         } => {
             assert_eq!(reply.to_vec(), resp(0x11, 3, b"", b"", b"Too large.", 0));
             assert_eq!((swallow, close), (1 << 20, false));
+            // A refused SETQ removes the old value, as memcached does.
+            assert!(
+                matches!(command, Some(Command::Delete(ref d)) if &d.key[..] == b"big"),
+                "{command:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
     assert!(buf.is_empty());
-    // Exactly the limit is accepted (the store decides about the item overhead).
-    let mut buf = req(0x01, b"k", &[0; 8], &[b'x'; 1024], 0);
+    // The limit counts memcached's item overhead: 60 bytes with a 1-byte key, flags 0.
+    let mut buf = req(0x01, b"k", &[0; 8], &[b'x'; 1024 - 60], 0);
     assert!(matches!(parse(&mut buf, &limits), Parse::Request(_)));
+    let mut buf = req(0x01, b"k", &[0; 8], &[b'x'; 1024 - 59], 0);
+    assert!(matches!(parse(&mut buf, &limits), Parse::Invalid { .. }));
 }
 
 #[test]

@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use shoal_command::{
-    Arith, ArithOp, Command, Delete, FlushAll, Get, ReadOptions, StatsGroup, Store, StoreMode,
-    Touch, MAX_KEY_LEN,
+    Arith, ArithOp, Command, Delete, FlushAll, Get, ReadOptions, ShutdownMode, StatsGroup, Store,
+    StoreMode, Touch, MAX_KEY_LEN,
 };
 
 use super::line::Line;
@@ -45,9 +45,14 @@ pub(crate) fn parse(l: &Line, data: Option<Bytes>, limits: &Limits) -> Step {
         b"touch" if nt == 4 || nt == 5 => touch(l),
         b"stats" => stats(l),
         b"shutdown" => {
-            let valid_mode = nt == 2 || (nt == 3 && l.tok(1) == b"graceful");
+            let mode = match (nt, nt == 3 && l.tok(1) == b"graceful") {
+                (2, _) => ShutdownMode::Now,
+                (_, true) => ShutdownMode::Graceful,
+                _ => ShutdownMode::Invalid,
+            };
+            let valid_mode = mode != ShutdownMode::Invalid;
             Step::request(
-                Command::Shutdown,
+                Command::Shutdown(mode),
                 reply(TextCommand::Shutdown { valid_mode }, false),
             )
         }
@@ -137,7 +142,8 @@ fn store(l: &Line, data: Option<Bytes>, limits: &Limits, mode: StoreMode, cas: b
     }
     let vlen = vlen as usize;
     if item_too_large(l.tok(1).len(), flags, vlen, limits) {
-        return Step::swallow("SERVER_ERROR object too large for cache", noreply, vlen + 2);
+        let unlink = (mode == StoreMode::Set && compare_cas.is_none()).then(|| l.bytes(1));
+        return Step::too_large(noreply, vlen + 2, unlink);
     }
     let Some(block) = data else {
         return Step::NeedData(vlen + 2);

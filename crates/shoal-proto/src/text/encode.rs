@@ -84,12 +84,12 @@ pub fn encode_text(reply: &TextReply, outcome: &Outcome, out: &mut BytesMut) {
         Outcome::Reset => "RESET".into(),
         Outcome::Version(v) => format!("VERSION {v}"),
         Outcome::NoOp => "MN".into(),
-        Outcome::Quit | Outcome::ShuttingDown => match reply.command {
-            TextCommand::Shutdown { valid_mode: false } => {
-                "CLIENT_ERROR invalid shutdown mode".into()
-            }
-            _ => return,
-        },
+        Outcome::Quit | Outcome::ShuttingDown => return,
+        Outcome::UnknownCommand
+            if reply.command == (TextCommand::Shutdown { valid_mode: false }) =>
+        {
+            "CLIENT_ERROR invalid shutdown mode".into()
+        }
         Outcome::ShutdownDisabled => "ERROR: shutdown not enabled".into(),
         Outcome::Debug(_) | Outcome::UnknownCommand => "ERROR".into(),
         Outcome::Error(e) => server_error(

@@ -258,7 +258,7 @@ fn ms(l: &Line, data: Option<Bytes>, limits: &Limits) -> Step {
         return Step::swallow("CLIENT_ERROR opaque token too long", false, swallow);
     }
     if item_too_large(f.key.len(), f.client_flags, vlen, limits) {
-        return Step::swallow("SERVER_ERROR object too large for cache", false, swallow);
+        return Step::too_large(false, swallow, Some(f.key.clone()));
     }
     let Some(block) = data else {
         return Step::NeedData(swallow);

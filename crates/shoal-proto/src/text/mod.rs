@@ -159,7 +159,28 @@ impl Step {
             reply,
             swallow: swallow as u64,
             close: false,
+            command: None,
         })
+    }
+
+    /// A storage command refused as too large: its data is swallowed and, as memcached
+    /// does, the key's old value is removed when `unlink` (so a failed set leaves no stale
+    /// value behind).
+    pub(crate) fn too_large(silent: bool, swallow: usize, unlink: Option<Bytes>) -> Step {
+        let mut step = Step::swallow("SERVER_ERROR object too large for cache", silent, swallow);
+        if let Step::Done(Parse::Invalid { command, .. }) = &mut step {
+            *command = unlink.map(|key| {
+                shoal_command::Command::Delete(shoal_command::Delete {
+                    key,
+                    compare_cas: None,
+                    new_cas: None,
+                    invalidate: false,
+                    touch: None,
+                    clear_value: false,
+                })
+            });
+        }
+        step
     }
 
     /// Close the connection without a word.
@@ -168,16 +189,15 @@ impl Step {
             reply: Bytes::new(),
             swallow: 0,
             close: true,
+            command: None,
         })
     }
 }
 
-/// Whether memcached 1.6.18 (with `-I item_size_max`) refuses an item as too large:
-/// its 48-byte header, the key and its NUL, the value with `\r\n`, the 8-byte CAS and 4
-/// bytes for non-zero client flags must fit `item_size_max`.
+/// Whether memcached 1.6.18 (with `-I item_size_max`) refuses an item as too large (see
+/// [`shoal_command::item_size`]).
 pub fn item_too_large(key_len: usize, flags: u32, value_len: usize, limits: &Limits) -> bool {
-    let flags_size = if flags == 0 { 0 } else { 4 };
-    48 + key_len + 1 + value_len + 2 + 8 + flags_size > limits.item_size_max
+    shoal_command::item_size(key_len, flags, value_len) > limits.item_size_max
 }
 
 /// Parses one text or meta request from the front of `buf`.
@@ -194,6 +214,7 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Parse {
                 reply: Bytes::new(),
                 swallow: 0,
                 close: true,
+                command: None,
             };
         }
         line::Frame::Line { len, consumed } => (len, consumed),
@@ -223,6 +244,7 @@ fn finish(step: Step) -> Parse {
             reply: Bytes::from_static(b"SERVER_ERROR internal parser error\r\n"),
             swallow: 0,
             close: true,
+            command: None,
         },
     }
 }

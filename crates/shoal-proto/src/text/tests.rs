@@ -212,7 +212,15 @@ fn too_large_is_answered_at_once_and_swallowed() {
         Parse::Invalid {
             reply: b("SERVER_ERROR object too large for cache\r\n"),
             swallow: 2_000_002,
-            close: false
+            close: false,
+            command: Some(Command::Delete(Delete {
+                key: b(b"a"),
+                compare_cas: None,
+                new_cas: None,
+                invalidate: false,
+                touch: None,
+                clear_value: false,
+            })),
         }
     );
     assert_eq!(&buf[..], b"xx");
@@ -222,7 +230,15 @@ fn too_large_is_answered_at_once_and_swallowed() {
         Parse::Invalid {
             reply: Bytes::new(),
             swallow: 2_000_002,
-            close: false
+            close: false,
+            command: Some(Command::Delete(Delete {
+                key: b(b"a"),
+                compare_cas: None,
+                new_cas: None,
+                invalidate: false,
+                touch: None,
+                clear_value: false,
+            })),
         }
     );
 }
@@ -422,8 +438,16 @@ fn misc_commands() {
         b("ERROR: shutdown not enabled\r\n")
     );
     assert_eq!(
-        answer(b"shutdown foo\r\n", |_| Outcome::ShuttingDown),
+        answer(b"shutdown foo\r\n", |_| Outcome::UnknownCommand),
         b("CLIENT_ERROR invalid shutdown mode\r\n")
+    );
+    assert_eq!(
+        command(b"shutdown foo\r\n"),
+        Command::Shutdown(ShutdownMode::Invalid)
+    );
+    assert_eq!(
+        command(b"shutdown graceful\r\n"),
+        Command::Shutdown(ShutdownMode::Graceful)
     );
     assert_eq!(
         answer(b"shutdown\r\n", |_| Outcome::ShuttingDown),
@@ -482,7 +506,8 @@ fn unknown_commands_and_http() {
         Parse::Invalid {
             reply: Bytes::new(),
             swallow: 0,
-            close: true
+            close: true,
+            command: None,
         }
     );
     assert_eq!(command(b"bget a\r\n"), command(b"get a\r\n"));
@@ -498,7 +523,8 @@ fn long_lines() {
         vec![Parse::Invalid {
             reply: Bytes::new(),
             swallow: 0,
-            close: true
+            close: true,
+            command: None,
         }]
     );
     let mut get = b"get ".to_vec();
