@@ -2,32 +2,47 @@
 //! metadata), evicted when full, expired lazily and reclaimed, each change stamped with a
 //! new CAS value. It executes the item-level parts of [`shoal_command`] commands and knows
 //! nothing of protocols or the network.
+//!
+//! The rules are memcached 1.6.18's (`do_item_get`, `do_store_item`, `do_add_delta`,
+//! `process_mget_command`, `process_mdelete_command`, `flush_all`).
+//!
+//! Memory: each item is one heap allocation (a 22-byte header, the key, the value) and is
+//! charged its malloc chunk size (8-byte chunk header, rounded up to 16) plus 27 bytes for
+//! its slab slot and index entry; `max_bytes` is split evenly among the shards.
 
+mod arith;
+mod clock;
+mod expiry;
+mod hash;
+mod index;
+mod item;
+mod shard;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use parking_lot::Mutex;
 use shoal_command::{
     Arith, ArithOutcome, Delete, DeleteOutcome, Exptime, ItemView, ReadOptions, ServerError,
-    Store as StoreCmd, StoreOutcome,
+    Store as StoreCmd, StoreMode, StoreOutcome, MAX_KEY_LEN,
 };
 
-/// A source of the current unix time in seconds. Tests use a manual clock.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Seconds since the unix epoch.
-    fn now(&self) -> u64;
-}
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use stats::StoreStats;
 
-/// The system's wall clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+use expiry::{absolute, now32, ttl, FlushState};
+use hash::KeyHasher;
+use item::{memcached_size, Item, Meta, FETCHED, REF, STALE, TOKEN_SENT};
+use shard::{Ctx, Shard};
 
-impl Clock for SystemClock {
-    fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
+/// memcached's ITEM_UPDATE_INTERVAL: an item's access time moves at most this often on
+/// the paths that use `do_item_update`.
+const ITEM_UPDATE_INTERVAL: u32 = 60;
 
 /// How a store is sized and behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,26 +68,78 @@ impl Default for StoreConfig {
     }
 }
 
-/// Counters and gauges of the store, named as memcached names them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Items stored now.
-    pub curr_items: u64,
-    /// Items ever stored.
-    pub total_items: u64,
-    /// Bytes used by items now.
-    pub bytes: u64,
-    /// Items evicted to make room.
-    pub evictions: u64,
-    /// Expired items whose memory was reclaimed.
-    pub reclaimed: u64,
+/// The storage engine. Cheap to share between threads behind an [`Arc`].
+pub struct Store {
+    config: StoreConfig,
+    clock: Arc<dyn Clock>,
+    shards: Box<[Mutex<Shard>]>,
+    shard_bits: u32,
+    hasher: KeyHasher,
+    cas: AtomicU64,
+    flush: FlushState,
 }
 
-/// The storage engine. Cheap to share between threads behind an [`Arc`].
-#[derive(Debug)]
-pub struct Store {
-    _config: StoreConfig,
-    _clock: Arc<dyn Clock>,
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+/// Up to 64 shards, as many as keep each shard at least twice the largest item.
+fn shard_bits(config: &StoreConfig) -> u32 {
+    let mut bits = 6;
+    while bits > 0 && (config.max_bytes >> bits) < 2 * (config.item_size_max + 64) {
+        bits -= 1;
+    }
+    bits
+}
+
+/// memcached's `do_item_bump` on a fetch: the first fetch sets the fetched bit, later
+/// ones move the access time (memcached marks the item active and moves its time from
+/// the second fetch on).
+fn bump(it: &mut Item, now: u32) {
+    if !it.has(FETCHED) {
+        it.set(FETCHED, true);
+    } else {
+        it.set_time(now);
+    }
+    it.set(REF, true);
+}
+
+/// memcached's `do_item_update`: moves the access time if it is older than the interval.
+fn update(it: &mut Item, now: u32) {
+    if it.time() < now.saturating_sub(ITEM_UPDATE_INTERVAL) {
+        it.set_time(now);
+    }
+    it.set(REF, true);
+}
+
+fn view_of(it: &Item, now: u32, fetched: bool, last_access: u64) -> ItemView {
+    ItemView {
+        key: Bytes::copy_from_slice(it.key()),
+        value: Bytes::copy_from_slice(it.value()),
+        flags: it.flags(),
+        cas: it.cas(),
+        ttl: ttl(it.exptime(), now),
+        last_access,
+        fetched,
+        won: false,
+        win_taken: false,
+        stale: it.has(STALE),
+    }
+}
+
+/// How a compare-and-swap value relates to an item's (memcached's `cas_result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CasResult {
+    None,
+    Match,
+    Stale,
+    BadVal,
 }
 
 impl Store {
@@ -83,55 +150,469 @@ impl Store {
 
     /// A store on the given clock.
     pub fn with_clock(config: StoreConfig, clock: Arc<dyn Clock>) -> Store {
+        let bits = shard_bits(&config);
+        let n = 1usize << bits;
+        let shards = (0..n)
+            .map(|_| Mutex::new(Shard::new(config.max_bytes / n)))
+            .collect();
         Store {
-            _config: config,
-            _clock: clock,
+            config,
+            clock,
+            shards,
+            shard_bits: bits,
+            hasher: KeyHasher::random(),
+            cas: AtomicU64::new(0),
+            flush: FlushState::default(),
         }
+    }
+
+    fn now(&self) -> u32 {
+        now32(self.clock.now())
+    }
+
+    fn ctx(&self, now: u32) -> Ctx<'_> {
+        Ctx {
+            now,
+            flush: &self.flush,
+            hasher: self.hasher,
+        }
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        if self.shard_bits == 0 {
+            &self.shards[0]
+        } else {
+            &self.shards[(hash >> (64 - self.shard_bits)) as usize]
+        }
+    }
+
+    fn next_cas(&self) -> u64 {
+        self.cas.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The CAS a change stamps: the explicit one if given, else a fresh one; 0 without CAS.
+    fn cas_for(&self, explicit: Option<u64>) -> u64 {
+        if !self.config.use_cas {
+            0
+        } else {
+            explicit.unwrap_or_else(|| self.next_cas())
+        }
+    }
+
+    /// Finds room for `it` and links it, in the place of the item in `old` if given.
+    /// Its CAS is stamped only once it fits. None if no memory could be found.
+    fn link(
+        &self,
+        sh: &mut Shard,
+        ctx: &Ctx,
+        hash: u64,
+        old: Option<u32>,
+        mut it: Item,
+        cas: Option<u64>,
+    ) -> Option<u64> {
+        let credit = old.map_or(0, |i| sh.item(i).charge());
+        if !sh.make_room(ctx, it.charge(), credit, self.config.evict, old) {
+            return None;
+        }
+        let cas = self.cas_for(cas);
+        it.set_cas(cas);
+        match old {
+            Some(idx) => sh.replace(idx, it),
+            None => {
+                sh.insert(ctx, hash, it);
+            }
+        }
+        Some(cas)
     }
 
     /// Reads one key, applying the read's side effects (touch, vivify, recache win, access
     /// time). `None` is a miss.
-    pub fn get(&self, _key: &[u8], _options: &ReadOptions) -> Option<ItemView> {
-        todo!()
+    pub fn get(&self, key: &[u8], options: &ReadOptions) -> Option<ItemView> {
+        if key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        let now = self.now();
+        let ctx = self.ctx(now);
+        let hash = self.hasher.hash(key);
+        let mut sh = self.shard(hash).lock();
+        let Some(idx) = sh.get_live(&ctx, hash, key) else {
+            return self.vivify(&mut sh, &ctx, hash, key, options);
+        };
+        let it = sh.item_mut(idx);
+        let fetched = it.has(FETCHED);
+        let last_access = now.saturating_sub(it.time()) as u64;
+        if let Some(t) = options.touch {
+            it.set_exptime(absolute(t, now as u64));
+        }
+        let win_taken = it.has(TOKEN_SENT);
+        let mut won = false;
+        if let Some(r) = options.recache_below {
+            let exptime = it.exptime();
+            if !win_taken && exptime != 0 && exptime < absolute(r, now as u64) {
+                won = true;
+            }
+        }
+        if it.has(STALE) && !win_taken {
+            won = true;
+        }
+        if won {
+            it.set(TOKEN_SENT, true);
+        }
+        let mut view = view_of(it, now, fetched, last_access);
+        view.won = won;
+        view.win_taken = win_taken;
+        if !options.no_update {
+            bump(it, now);
+        }
+        Some(view)
+    }
+
+    /// mg `N` on a miss: an empty item, and the win for this caller.
+    fn vivify(
+        &self,
+        sh: &mut Shard,
+        ctx: &Ctx,
+        hash: u64,
+        key: &[u8],
+        options: &ReadOptions,
+    ) -> Option<ItemView> {
+        let vivify = options.vivify?;
+        let now = ctx.now;
+        let mut exptime = absolute(vivify, now as u64);
+        if let Some(t) = options.touch {
+            exptime = absolute(t, now as u64);
+        }
+        let mut it = Item::new(
+            key,
+            &[],
+            Meta {
+                cas: 0,
+                exptime,
+                time: now,
+                flags: 0,
+                bits: TOKEN_SENT,
+            },
+        );
+        if !options.no_update {
+            bump(&mut it, now);
+        }
+        let cas = self.link(sh, ctx, hash, None, it, options.new_cas)?;
+        Some(ItemView {
+            key: Bytes::copy_from_slice(key),
+            value: Bytes::new(),
+            flags: 0,
+            cas,
+            ttl: ttl(exptime, now),
+            last_access: 0,
+            fetched: false,
+            won: true,
+            win_taken: false,
+            stale: false,
+        })
     }
 
     /// Reads one key without any side effect (for `me` and internal use).
-    pub fn peek(&self, _key: &[u8]) -> Option<ItemView> {
-        todo!()
+    pub fn peek(&self, key: &[u8]) -> Option<ItemView> {
+        if key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        let now = self.now();
+        let ctx = self.ctx(now);
+        let hash = self.hasher.hash(key);
+        let mut sh = self.shard(hash).lock();
+        let idx = sh.get_live(&ctx, hash, key)?;
+        let it = sh.item(idx);
+        let mut view = view_of(
+            it,
+            now,
+            it.has(FETCHED),
+            now.saturating_sub(it.time()) as u64,
+        );
+        view.win_taken = it.has(TOKEN_SENT);
+        Some(view)
     }
 
     /// Writes one item.
-    pub fn store(&self, _cmd: &StoreCmd) -> Result<StoreOutcome, ServerError> {
-        todo!()
+    ///
+    /// As in memcached: a set that fails for size or memory also removes the key's old
+    /// item; append and prepend that cannot be done for size or memory answer NotStored.
+    pub fn store(&self, cmd: &StoreCmd) -> Result<StoreOutcome, ServerError> {
+        let cfg = &self.config;
+        let key = &cmd.key[..];
+        let now = self.now();
+        let ctx = self.ctx(now);
+        let hash = self.hasher.hash(key);
+        let mut sh = self.shard(hash).lock();
+        let old = sh.get_live(&ctx, hash, key);
+        if key.len() > MAX_KEY_LEN
+            || memcached_size(key.len(), cmd.flags, cmd.data.len(), cfg.use_cas) > cfg.item_size_max
+        {
+            if let (StoreMode::Set, Some(idx)) = (cmd.mode, old) {
+                sh.remove(&ctx, idx);
+            }
+            return Err(ServerError::TooLarge);
+        }
+        let is_cas =
+            cmd.compare_cas.is_some() && matches!(cmd.mode, StoreMode::Set | StoreMode::Replace);
+        let fresh = |parts: &[&[u8]], flags: u32, exptime: u32, bits: u8| {
+            Item::new(
+                key,
+                parts,
+                Meta {
+                    cas: 0,
+                    exptime,
+                    time: now,
+                    flags,
+                    bits,
+                },
+            )
+        };
+        let exptime = absolute(cmd.exptime, now as u64);
+        let Some(idx) = old else {
+            let it = match cmd.mode {
+                _ if is_cas => return Ok(StoreOutcome::NotFound),
+                StoreMode::Replace => return Ok(StoreOutcome::NotStored),
+                StoreMode::Append | StoreMode::Prepend => match cmd.vivify {
+                    Some(v) => fresh(&[&cmd.data], cmd.flags, absolute(v, now as u64), 0),
+                    None => return Ok(StoreOutcome::NotStored),
+                },
+                StoreMode::Set | StoreMode::Add => fresh(&[&cmd.data], cmd.flags, exptime, 0),
+            };
+            let appending = matches!(cmd.mode, StoreMode::Append | StoreMode::Prepend);
+            return match self.link(&mut sh, &ctx, hash, None, it, cmd.new_cas) {
+                Some(cas) => Ok(StoreOutcome::Stored { cas }),
+                None if appending => Ok(StoreOutcome::NotStored),
+                None => Err(ServerError::OutOfMemory),
+            };
+        };
+        let old_it = sh.item(idx);
+        let old_cas = old_it.cas();
+        let cas_res = match cmd.compare_cas {
+            None | Some(0) => CasResult::None,
+            Some(c) if c == old_cas => CasResult::Match,
+            Some(c) if cmd.invalidate && c < old_cas => CasResult::Stale,
+            Some(_) => CasResult::BadVal,
+        };
+        let it = if is_cas {
+            match cas_res {
+                CasResult::Match => fresh(&[&cmd.data], cmd.flags, exptime, 0),
+                CasResult::Stale => {
+                    // keeps the old TTL; marked stale, and keeps a win already handed out
+                    let bits = STALE | (old_it.bits() & TOKEN_SENT);
+                    fresh(&[&cmd.data], cmd.flags, old_it.exptime(), bits)
+                }
+                CasResult::None | CasResult::BadVal => return Ok(StoreOutcome::Exists),
+            }
+        } else {
+            match cmd.mode {
+                StoreMode::Add => {
+                    update(sh.item_mut(idx), now);
+                    return Ok(StoreOutcome::NotStored);
+                }
+                StoreMode::Set | StoreMode::Replace => fresh(&[&cmd.data], cmd.flags, exptime, 0),
+                StoreMode::Append | StoreMode::Prepend => {
+                    if !matches!(cas_res, CasResult::None | CasResult::Match) {
+                        return Ok(StoreOutcome::Exists);
+                    }
+                    let (flags, old_value) = (old_it.flags(), old_it.value());
+                    let total = old_value.len() + cmd.data.len();
+                    if memcached_size(key.len(), flags, total, cfg.use_cas) > cfg.item_size_max {
+                        return Ok(StoreOutcome::NotStored);
+                    }
+                    let parts: [&[u8]; 2] = if cmd.mode == StoreMode::Append {
+                        [old_value, &cmd.data]
+                    } else {
+                        [&cmd.data, old_value]
+                    };
+                    fresh(&parts, flags, old_it.exptime(), 0)
+                }
+            }
+        };
+        match self.link(&mut sh, &ctx, hash, Some(idx), it, cmd.new_cas) {
+            Some(cas) => Ok(StoreOutcome::Stored { cas }),
+            None => match cmd.mode {
+                StoreMode::Append | StoreMode::Prepend => Ok(StoreOutcome::NotStored),
+                StoreMode::Set => {
+                    sh.remove(&ctx, idx);
+                    Err(ServerError::OutOfMemory)
+                }
+                _ => Err(ServerError::OutOfMemory),
+            },
+        }
     }
 
     /// Deletes (or invalidates) one item.
-    pub fn delete(&self, _cmd: &Delete) -> DeleteOutcome {
-        todo!()
+    pub fn delete(&self, cmd: &Delete) -> DeleteOutcome {
+        let key = &cmd.key[..];
+        if key.len() > MAX_KEY_LEN {
+            return DeleteOutcome::NotFound;
+        }
+        let now = self.now();
+        let ctx = self.ctx(now);
+        let hash = self.hasher.hash(key);
+        let mut sh = self.shard(hash).lock();
+        let Some(idx) = sh.get_live(&ctx, hash, key) else {
+            return DeleteOutcome::NotFound;
+        };
+        let old_cas = sh.item(idx).cas();
+        if cmd.compare_cas.is_some_and(|c| c != old_cas) {
+            return DeleteOutcome::Exists;
+        }
+        if cmd.clear_value {
+            // an empty item in its place, keeping the CAS unless a new one is given
+            let exptime = cmd.touch.map_or(0, |t| absolute(t, now as u64));
+            let meta = Meta {
+                cas: 0,
+                exptime,
+                time: now,
+                flags: 0,
+                bits: 0,
+            };
+            let empty = Item::new(key, &[], meta);
+            let cas = Some(cmd.new_cas.unwrap_or(old_cas));
+            // an empty item is never larger than the one it replaces
+            let linked = self.link(&mut sh, &ctx, hash, Some(idx), empty, cas);
+            debug_assert!(linked.is_some());
+        }
+        if cmd.invalidate {
+            let cas = self.cas_for(cmd.new_cas);
+            let it = sh.item_mut(idx);
+            if let Some(t) = cmd.touch {
+                it.set_exptime(absolute(t, now as u64));
+            }
+            it.set(STALE, true);
+            it.set(TOKEN_SENT, false);
+            it.set_cas(cas);
+        } else if !cmd.clear_value {
+            sh.remove(&ctx, idx);
+        }
+        DeleteOutcome::Deleted
     }
 
     /// Increments or decrements one counter.
-    pub fn arith(&self, _cmd: &Arith) -> Result<ArithOutcome, ServerError> {
-        todo!()
+    pub fn arith(&self, cmd: &Arith) -> Result<ArithOutcome, ServerError> {
+        let key = &cmd.key[..];
+        if key.len() > MAX_KEY_LEN {
+            return Ok(ArithOutcome::NotFound);
+        }
+        let now = self.now();
+        let ctx = self.ctx(now);
+        let hash = self.hasher.hash(key);
+        let mut sh = self.shard(hash).lock();
+        let Some(idx) = sh.get_live(&ctx, hash, key) else {
+            let Some((initial, exptime)) = cmd.vivify else {
+                return Ok(ArithOutcome::NotFound);
+            };
+            let mut exptime = absolute(exptime, now as u64);
+            if let Some(t) = cmd.touch {
+                exptime = absolute(t, now as u64);
+            }
+            let digits = initial.to_string();
+            let meta = Meta {
+                cas: 0,
+                exptime,
+                time: now,
+                flags: 0,
+                bits: 0,
+            };
+            let it = Item::new(key, &[digits.as_bytes()], meta);
+            let cas = self
+                .link(&mut sh, &ctx, hash, None, it, cmd.new_cas)
+                .ok_or(ServerError::OutOfMemory)?;
+            return Ok(ArithOutcome::Value {
+                value: initial,
+                cas,
+                ttl: ttl(exptime, now),
+            });
+        };
+        let it = sh.item(idx);
+        if it.value().is_empty() {
+            return Ok(ArithOutcome::NonNumeric);
+        }
+        if cmd.compare_cas.is_some_and(|c| c != 0 && c != it.cas()) {
+            return Ok(ArithOutcome::Exists);
+        }
+        let Some(value) = arith::parse(it.value()) else {
+            return Ok(ArithOutcome::NonNumeric);
+        };
+        let value = arith::apply(cmd.op, value, cmd.delta);
+        let digits = value.to_string();
+        let cas = if digits.len() <= it.value().len() {
+            let cas = self.cas_for(cmd.new_cas);
+            let it = sh.item_mut(idx);
+            arith::write_in_place(it.value_mut(), digits.as_bytes());
+            it.set_cas(cas);
+            update(it, now);
+            cas
+        } else {
+            let meta = Meta {
+                cas: 0,
+                exptime: it.exptime(),
+                time: now,
+                flags: it.flags(),
+                bits: 0,
+            };
+            let grown = Item::new(key, &[digits.as_bytes()], meta);
+            self.link(&mut sh, &ctx, hash, Some(idx), grown, cmd.new_cas)
+                .ok_or(ServerError::OutOfMemory)?
+        };
+        let it = sh.item_mut(idx);
+        if let Some(t) = cmd.touch {
+            it.set_exptime(absolute(t, now as u64));
+        }
+        Ok(ArithOutcome::Value {
+            value,
+            cas,
+            ttl: ttl(it.exptime(), now),
+        })
     }
 
-    /// Sets one item's exptime; false if it does not exist.
-    pub fn touch(&self, _key: &[u8], _exptime: Exptime) -> bool {
-        todo!()
+    /// Sets one item's exptime; false if it does not exist. Like a fetch, it marks the
+    /// item fetched and moves its access time; the CAS does not change.
+    pub fn touch(&self, key: &[u8], exptime: Exptime) -> bool {
+        if key.len() > MAX_KEY_LEN {
+            return false;
+        }
+        let now = self.now();
+        let ctx = self.ctx(now);
+        let hash = self.hasher.hash(key);
+        let mut sh = self.shard(hash).lock();
+        let Some(idx) = sh.get_live(&ctx, hash, key) else {
+            return false;
+        };
+        let it = sh.item_mut(idx);
+        bump(it, now);
+        it.set_exptime(absolute(exptime, now as u64));
+        true
     }
 
     /// Invalidates every item, now (`delay` 0) or when `delay` (an exptime) comes.
-    pub fn flush_all(&self, _delay: Exptime) {
-        todo!()
+    ///
+    /// As memcached: items last touched before the flush second, or stamped with a CAS
+    /// before the flush, are gone; items stored after an immediate flush in the same
+    /// second stay (without CAS, the whole second is flushed).
+    pub fn flush_all(&self, delay: Exptime) {
+        let now = self.now();
+        let new_oldest = if delay > 0 {
+            absolute(delay, now as u64)
+        } else {
+            now
+        };
+        self.flush
+            .flush(new_oldest, now, self.config.use_cas, || self.next_cas());
     }
 
     /// The store's counters now.
     pub fn stats(&self) -> StoreStats {
-        todo!()
+        let mut total = StoreStats::default();
+        for s in self.shards.iter() {
+            total.add(&s.lock().stats());
+        }
+        total
     }
 
     /// The configuration the store runs with.
     pub fn config(&self) -> &StoreConfig {
-        &self._config
+        &self.config
     }
 }
