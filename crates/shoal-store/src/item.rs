@@ -44,11 +44,15 @@ pub(crate) fn charge_for(nkey: usize, nvalue: usize) -> usize {
     malloc_size(HEADER + nkey + nvalue) + SLOT_OVERHEAD
 }
 
-/// The size memcached 1.6.18 gives this item (`item_make_header` plus CAS), which decides
-/// whether it is too large: 48-byte header, key with its NUL, 4 bytes of flags when
-/// non-zero, the value with its CRLF and 8 bytes of CAS when CAS is on.
+/// The size memcached 1.6.18 gives this item, which decides whether it is too large:
+/// [`shoal_command::item_size`], less the 8 bytes of CAS when CAS is off (-C).
 pub(crate) fn memcached_size(nkey: usize, flags: u32, nvalue: usize, use_cas: bool) -> usize {
-    48 + nkey + 1 + if flags != 0 { 4 } else { 0 } + nvalue + 2 + if use_cas { 8 } else { 0 }
+    let size = shoal_command::item_size(nkey, flags, nvalue);
+    if use_cas {
+        size
+    } else {
+        size - 8
+    }
 }
 
 /// The fields of a new item besides key and value.
