@@ -3,8 +3,8 @@
 //! the external tools the tests need (memcached, memccapable, python3 + pymemcache) exist.
 //!
 //! Every test crate includes this module but uses only part of it, hence the
-//! `dead_code` allowance below.
-#![allow(dead_code)]
+//! `dead_code` / `unused_imports` allowances below.
+#![allow(dead_code, unused_imports)]
 
 pub mod client;
 pub mod process;
