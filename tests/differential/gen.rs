@@ -29,6 +29,8 @@ pub struct Generator {
     rng: StdRng,
     keys: Vec<Vec<u8>>,
     now: i64,
+    /// A key just read with its CAS: the next command is a CAS update of it.
+    pending_cas: Option<Vec<u8>>,
 }
 
 impl Generator {
@@ -42,14 +44,19 @@ impl Generator {
             rng: StdRng::seed_from_u64(seed),
             keys,
             now,
+            pending_cas: None,
         }
     }
 
     /// The next command.
     pub fn next_cmd(&mut self, book: &CasBook) -> Cmd {
+        if let Some(key) = self.pending_cas.take() {
+            return self.cas_followup(book, key);
+        }
         match self.rng.gen_range(0..1000) {
             0..=139 => self.storage(),
-            140..=179 => self.cas_text(book),
+            140..=159 => self.cas_text(book),
+            160..=179 => self.read_for_cas(),
             180..=299 => self.retrieval(),
             300..=359 => self.arith(),
             360..=389 => self.touch(),
@@ -91,14 +98,14 @@ impl Generator {
     /// An expiry time: 0, large, negative, the 30-day boundary, or absolute past/future.
     fn exptime(&mut self) -> String {
         match self.rng.gen_range(0..100) {
-            0..=44 => "0".into(),
-            45..=59 => "3600".into(),
-            60..=67 => "100000".into(),
-            68..=74 => "-1".into(),
-            75..=77 => "2592000".into(),
-            78..=80 => "2592001".into(),
-            81..=85 => "1000000000".into(),
-            86..=93 => (self.now + 10_000_000).to_string(),
+            0..=49 => "0".into(),
+            50..=64 => "3600".into(),
+            65..=72 => "100000".into(),
+            73..=76 => "-1".into(),
+            77..=79 => "2592000".into(),
+            80..=81 => "2592001".into(),
+            82..=84 => "1000000000".into(),
+            85..=93 => (self.now + 10_000_000).to_string(),
             94..=96 => "-100000".into(),
             _ => self
                 .pick(&["abc", "", "1.5", "99999999999999999999"])
@@ -286,6 +293,62 @@ impl Generator {
         }
         cmd.raw(format!("{noreply}\r\n")).raw(data).raw("\r\n");
         cmd
+    }
+
+    /// Reads a key's CAS (`gets` or `mg c`) and schedules a CAS update of it next, so
+    /// that fresh tokens (and successful CAS updates) are common.
+    fn read_for_cas(&mut self) -> Cmd {
+        let key = self.pool_key();
+        self.pending_cas = Some(key.clone());
+        let mut cmd = Cmd::for_key(&key);
+        if self.chance(50) {
+            cmd.raw("gets ").raw(&key).raw("\r\n");
+        } else {
+            cmd.raw("mg ").raw(&key).raw(" c v\r\n");
+        }
+        cmd
+    }
+
+    /// A CAS update of `key` with its latest token (when one is known).
+    fn cas_followup(&mut self, book: &CasBook, key: Vec<u8>) -> Cmd {
+        let data = self.value(true, true);
+        let mut cmd = Cmd::for_key(&key);
+        let roll = self.rng.gen_range(0..100);
+        if roll < 60 {
+            let exptime = if self.chance(80) { "0" } else { "3600" };
+            cmd.raw("cas ")
+                .raw(&key)
+                .raw(format!(" 0 {exptime} {} ", data.len()));
+            self.fresh_token(book, &key, &mut cmd);
+            let noreply = self.noreply();
+            cmd.raw(format!("{noreply}\r\n")).raw(&data).raw("\r\n");
+        } else if roll < 85 {
+            cmd.raw("ms ").raw(&key).raw(format!(" {} C", data.len()));
+            self.fresh_token(book, &key, &mut cmd);
+            if self.chance(30) {
+                cmd.raw(" c");
+            }
+            cmd.raw("\r\n").raw(&data).raw("\r\n");
+        } else if roll < 95 {
+            cmd.raw("md ").raw(&key).raw(" C");
+            self.fresh_token(book, &key, &mut cmd);
+            cmd.raw("\r\n");
+        } else {
+            cmd.raw("ma ").raw(&key).raw(" v C");
+            self.fresh_token(book, &key, &mut cmd);
+            cmd.raw("\r\n");
+        }
+        cmd
+    }
+
+    /// The latest token seen for `key`, or any token when none was seen.
+    fn fresh_token(&mut self, book: &CasBook, key: &[u8], cmd: &mut Cmd) {
+        match book.last.get(key) {
+            Some(&canon) => {
+                cmd.cas(canon);
+            }
+            None => self.cas_token(book, key, cmd),
+        }
     }
 
     fn retrieval(&mut self) -> Cmd {

@@ -1,6 +1,7 @@
 //! Normalising replies so two servers can be compared: CAS numbers are mapped to canonical
 //! tokens by order of first appearance (per server), version strings and `me` details are
-//! blanked, and TTL (`t`) / last-access (`l`) meta values may differ by one second.
+//! blanked, TTL (`t`) / last-access (`l`) meta values may differ by one second, and a
+//! number padded with trailing spaces by an in-place incr/decr equals the unpadded one.
 
 use std::collections::HashMap;
 
@@ -80,7 +81,15 @@ pub fn normalize(raw: &RawReply, cas: &mut CasMap, key_hint: Option<&[u8]>) -> N
     };
     for chunk in &raw.chunks {
         match chunk {
-            Chunk::Data(d) => out.parts.push(Part::Data(d.clone())),
+            Chunk::Data(d) => match unpad_number(d) {
+                Some(trimmed) => {
+                    if let Some(Part::Line(header)) = out.parts.last_mut() {
+                        set_lengths(header, trimmed.len() - 2);
+                    }
+                    out.parts.push(Part::Data(trimmed));
+                }
+                None => out.parts.push(Part::Data(d.clone())),
+            },
             Chunk::Line(l) => {
                 let line = normalize_line(l, cas, key_hint, &mut out.cas_seen);
                 out.parts.push(Part::Line(line));
@@ -143,6 +152,41 @@ fn normalize_line(
     tokens
 }
 
+/// For a number padded with trailing spaces (`"8  \r\n"`), the unpadded block.
+///
+/// memcached shortens a number in place on incr/decr and pads it with spaces, unless
+/// another of its threads holds a reference to the item at that moment, in which case it
+/// stores a new unpadded item: which of the two happens is not deterministic, so a padded
+/// and an unpadded number compare equal.
+fn unpad_number(data: &[u8]) -> Option<Vec<u8>> {
+    let body = data.strip_suffix(b"\r\n")?;
+    let digits = body.iter().take_while(|b| b.is_ascii_digit()).count();
+    let padded = digits > 0 && digits < body.len() && body[digits..].iter().all(|&b| b == b' ');
+    padded.then(|| [&body[..digits], b"\r\n"].concat())
+}
+
+/// Rewrites the value length in a `VALUE`/`VA` header (and a meta `s` flag) to `len`.
+fn set_lengths(header: &mut [Token], len: usize) {
+    let len_at = match header.first() {
+        Some(Token::Exact(w)) if w == b"VALUE" => 3,
+        Some(Token::Exact(w)) if w == b"VA" => 1,
+        _ => return,
+    };
+    let is_meta = len_at == 1;
+    for (i, token) in header.iter_mut().enumerate() {
+        if i == len_at {
+            *token = Token::Exact(len.to_string().into_bytes());
+        } else if is_meta && i > len_at {
+            if let Token::Exact(w) = token {
+                if w.first() == Some(&b's') && w[1..].iter().all(u8::is_ascii_digit) && w.len() > 1
+                {
+                    *token = Token::Exact(format!("s{len}").into_bytes());
+                }
+            }
+        }
+    }
+}
+
 fn parse_u64(bytes: &[u8]) -> Option<u64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
@@ -196,4 +240,62 @@ pub fn describe(n: &Normalized) -> String {
         }
     }
     format!("{text} <{:?}>", n.end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(chunks: &[&[u8]]) -> RawReply {
+        RawReply {
+            chunks: chunks
+                .iter()
+                .map(|c| {
+                    if c.starts_with(b"VALUE") || c.starts_with(b"VA ") || c.starts_with(b"HD") {
+                        Chunk::Line(c.to_vec())
+                    } else {
+                        Chunk::Data(c.to_vec())
+                    }
+                })
+                .collect(),
+            end: End::Mn,
+        }
+    }
+
+    #[test]
+    fn cas_values_compare_by_order_of_appearance() {
+        let (mut a, mut b) = (CasMap::default(), CasMap::default());
+        let first_a = normalize(&raw(&[b"HD c17\r\n"]), &mut a, Some(b"k"));
+        let first_b = normalize(&raw(&[b"HD c900\r\n"]), &mut b, Some(b"k"));
+        assert!(equivalent(&first_a, &first_b));
+        // A changed CAS on one side only must be noticed.
+        let second_a = normalize(&raw(&[b"HD c18\r\n"]), &mut a, Some(b"k"));
+        let second_b = normalize(&raw(&[b"HD c900\r\n"]), &mut b, Some(b"k"));
+        assert!(!equivalent(&second_a, &second_b));
+        assert_eq!(a.real(0), Some(17));
+        assert_eq!(b.real(0), Some(900));
+    }
+
+    #[test]
+    fn ttl_may_differ_by_one_second_only() {
+        let (mut a, mut b) = (CasMap::default(), CasMap::default());
+        let x = normalize(&raw(&[b"HD t3600\r\n"]), &mut a, None);
+        let y = normalize(&raw(&[b"HD t3599\r\n"]), &mut b, None);
+        let z = normalize(&raw(&[b"HD t3597\r\n"]), &mut b, None);
+        let never = normalize(&raw(&[b"HD t-1\r\n"]), &mut b, None);
+        let zero = normalize(&raw(&[b"HD t0\r\n"]), &mut b, None);
+        assert!(equivalent(&x, &y));
+        assert!(!equivalent(&x, &z));
+        assert!(!equivalent(&never, &zero));
+    }
+
+    #[test]
+    fn padded_numbers_equal_unpadded_but_other_data_is_exact() {
+        let (mut a, mut b) = (CasMap::default(), CasMap::default());
+        let padded = normalize(&raw(&[b"VA 3 s3\r\n", b"8  \r\n"]), &mut a, None);
+        let plain = normalize(&raw(&[b"VA 1 s1\r\n", b"8\r\n"]), &mut b, None);
+        let other = normalize(&raw(&[b"VA 1 s1\r\n", b"9\r\n"]), &mut b, None);
+        assert!(equivalent(&padded, &plain));
+        assert!(!equivalent(&padded, &other));
+    }
 }
