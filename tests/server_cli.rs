@@ -80,13 +80,12 @@ fn sigterm_exits_cleanly_with_status_zero() {
 
 #[test]
 fn tiny_memory_limit_still_serves_and_evicts() {
-    // memcached refuses `-m 1` with its default 1 MB item size limit (it must be at most
-    // half the memory), so the memcached stand-in gets the smallest it accepts.
-    let memory = if target_is_memcached() { "2" } else { "1" };
-    let mut node = ShoalProcess::start(&["-m", memory]);
+    // Like memcached, Shoal refuses `-m 1` with the default 1 MB item size limit (it must
+    // be at most half the memory), so both get the smallest memory they accept.
+    let mut node = ShoalProcess::start(&["-m", "2"]);
     let mut client = TextClient::connect(node.port());
     let value = vec![b'e'; 10_000];
-    // 2,000 x 10 kB = 20 MB through a 1 MB cache.
+    // 2,000 x 10 kB = 20 MB through a 2 MB cache.
     for i in 0..2_000 {
         client.set(&format!("evict-{i}"), 0, &value);
     }
