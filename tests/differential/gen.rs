@@ -10,7 +10,10 @@ use rand::{Rng, SeedableRng};
 
 use super::command::{CasBook, Cmd};
 
-/// Explicit CAS values used with meta `E` flags; far above any natural CAS counter.
+/// Literal CAS values far above any natural CAS counter (bogus tokens).
+///
+/// No meta `E` flag (explicit new CAS) is ever generated: memcached 1.6.18 rejects it as
+/// an invalid flag, while Shoal accepts it as newer memcached does (a deliberate extension).
 const EXPLICIT_CAS: [u64; 4] = [
     1_000_000_000_000_000,
     1_000_000_000_000_001,
@@ -598,9 +601,6 @@ impl Generator {
         if self.chance(3) {
             flags.push(self.pick(&["R30", "R1000000"]).to_string());
         }
-        if self.chance(3) {
-            flags.push(format!("E{}", EXPLICIT_CAS.choose(&mut self.rng).unwrap()));
-        }
         let mut cmd = self.meta_line("mg", &mk, None, flags, None, true);
         cmd.raw("\r\n");
         cmd
@@ -637,9 +637,6 @@ impl Generator {
         if self.chance(25) {
             let f = self.ttl_flag('T');
             flags.push(f);
-        }
-        if self.chance(5) {
-            flags.push(format!("E{}", EXPLICIT_CAS.choose(&mut self.rng).unwrap()));
         }
         let mut numeric = true;
         if self.chance(20) {
@@ -695,9 +692,6 @@ impl Generator {
             let f = self.ttl_flag('T');
             flags.push(f);
         }
-        if self.chance(3) {
-            flags.push(format!("E{}", EXPLICIT_CAS.choose(&mut self.rng).unwrap()));
-        }
         let cas = if self.chance(15) { Some(book) } else { None };
         let mut cmd = self.meta_line("md", &mk, None, flags, cas, true);
         cmd.raw("\r\n");
@@ -750,9 +744,6 @@ impl Generator {
         if self.chance(10) {
             let o = self.opaque();
             flags.push(o);
-        }
-        if self.chance(3) {
-            flags.push(format!("E{}", EXPLICIT_CAS.choose(&mut self.rng).unwrap()));
         }
         let cas = if self.chance(5) { Some(book) } else { None };
         let mut cmd = self.meta_line("ma", &mk, None, flags, cas, true);
