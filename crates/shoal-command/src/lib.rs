@@ -136,6 +136,10 @@ pub struct Store {
     pub invalidate: bool,
     /// ms `N`: for append and prepend, create the item with this exptime when missing.
     pub vivify: Option<Exptime>,
+    /// The key came base64-encoded (meta `b`): an item this store creates from the
+    /// request remembers it (memcached's ITEM_KEY_BINARY), so that `mg k` returns its key
+    /// base64-encoded. Append and prepend build a new item that never has it.
+    pub binary_key: bool,
 }
 
 /// A delete of one item.
@@ -244,6 +248,9 @@ pub struct ItemView {
     pub win_taken: bool,
     /// The item is stale: invalidated, serve with care (meta `X`).
     pub stale: bool,
+    /// The item was stored through a base64 key (memcached's ITEM_KEY_BINARY): meta `k`
+    /// and `me` show its key base64-encoded.
+    pub binary_key: bool,
 }
 
 /// The result of a store.

@@ -9,7 +9,7 @@
 //! | 12..16 | last access time, absolute unix seconds                      |
 //! | 16..20 | client flags                                                 |
 //! | 20     | key length                                                   |
-//! | 21     | bits: fetched, clock reference, stale, win token sent        |
+//! | 21     | bits: fetched, clock reference, stale, win token sent, binary key |
 //!
 //! The value's length is what remains of the allocation. Values are always copied into
 //! the item's own allocation.
@@ -25,6 +25,8 @@ pub(crate) const REF: u8 = 2;
 pub(crate) const STALE: u8 = 4;
 /// A client already holds the right to recache it (meta `W` given, `Z` for the others).
 pub(crate) const TOKEN_SENT: u8 = 8;
+/// The item was created through a base64 key (memcached's ITEM_KEY_BINARY).
+pub(crate) const BINARY_KEY: u8 = 16;
 
 /// Bytes the store charges for an item of `len` allocated bytes, besides its allocation:
 /// its 16-byte slot in the shard's slab (a boxed slice pointer) and its share of the

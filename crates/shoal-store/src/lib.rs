@@ -37,7 +37,7 @@ pub use stats::StoreStats;
 
 use expiry::{absolute, now32, ttl, FlushState};
 use hash::KeyHasher;
-use item::{memcached_size, Item, Meta, FETCHED, REF, STALE, TOKEN_SENT};
+use item::{memcached_size, Item, Meta, BINARY_KEY, FETCHED, REF, STALE, TOKEN_SENT};
 use shard::{Ctx, Shard};
 
 /// memcached's ITEM_UPDATE_INTERVAL: an item's access time moves at most this often on
@@ -130,6 +130,7 @@ fn view_of(it: &Item, now: u32, fetched: bool, last_access: u64) -> ItemView {
         won: false,
         win_taken: false,
         stale: it.has(STALE),
+        binary_key: it.has(BINARY_KEY),
     }
 }
 
@@ -308,6 +309,7 @@ impl Store {
             won: true,
             win_taken: false,
             stale: false,
+            binary_key: false,
         })
     }
 
@@ -368,15 +370,18 @@ impl Store {
             )
         };
         let exptime = absolute(cmd.exptime, now as u64);
+        // An item made from the request's own data keeps the request's key form; one
+        // built by append/prepend is new and plain (memcached's do_item_alloc).
+        let binary = if cmd.binary_key { BINARY_KEY } else { 0 };
         let Some(idx) = old else {
             let it = match cmd.mode {
                 _ if is_cas => return Ok(StoreOutcome::NotFound),
                 StoreMode::Replace => return Ok(StoreOutcome::NotStored),
                 StoreMode::Append | StoreMode::Prepend => match cmd.vivify {
-                    Some(v) => fresh(&[&cmd.data], cmd.flags, absolute(v, now as u64), 0),
+                    Some(v) => fresh(&[&cmd.data], cmd.flags, absolute(v, now as u64), binary),
                     None => return Ok(StoreOutcome::NotStored),
                 },
-                StoreMode::Set | StoreMode::Add => fresh(&[&cmd.data], cmd.flags, exptime, 0),
+                StoreMode::Set | StoreMode::Add => fresh(&[&cmd.data], cmd.flags, exptime, binary),
             };
             let appending = matches!(cmd.mode, StoreMode::Append | StoreMode::Prepend);
             return match self.link(&mut sh, &ctx, hash, None, it, cmd.new_cas) {
@@ -395,10 +400,10 @@ impl Store {
         };
         let it = if is_cas {
             match cas_res {
-                CasResult::Match => fresh(&[&cmd.data], cmd.flags, exptime, 0),
+                CasResult::Match => fresh(&[&cmd.data], cmd.flags, exptime, binary),
                 CasResult::Stale => {
                     // keeps the old TTL; marked stale, and keeps a win already handed out
-                    let bits = STALE | (old_it.bits() & TOKEN_SENT);
+                    let bits = STALE | (old_it.bits() & TOKEN_SENT) | binary;
                     fresh(&[&cmd.data], cmd.flags, old_it.exptime(), bits)
                 }
                 CasResult::None | CasResult::BadVal => return Ok(StoreOutcome::Exists),
@@ -409,7 +414,9 @@ impl Store {
                     update(sh.item_mut(idx), now);
                     return Ok(StoreOutcome::NotStored);
                 }
-                StoreMode::Set | StoreMode::Replace => fresh(&[&cmd.data], cmd.flags, exptime, 0),
+                StoreMode::Set | StoreMode::Replace => {
+                    fresh(&[&cmd.data], cmd.flags, exptime, binary)
+                }
                 StoreMode::Append | StoreMode::Prepend => {
                     if !matches!(cas_res, CasResult::None | CasResult::Match) {
                         return Ok(StoreOutcome::Exists);

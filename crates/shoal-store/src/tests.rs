@@ -34,6 +34,7 @@ pub(crate) fn cmd(mode: StoreMode, key: &str, value: &str) -> StoreCmd {
         new_cas: None,
         invalidate: false,
         vivify: None,
+        binary_key: false,
     }
 }
 
@@ -165,6 +166,41 @@ fn append_vivify_creates_missing_item() {
     assert!(matches!(s.store(&a), Ok(StoreOutcome::Stored { .. })));
     let v = get(&s, "k").unwrap();
     assert_eq!((&v.value[..], v.flags, v.ttl), (&b"b"[..], 3, Some(30)));
+}
+
+/// Verified against memcached 1.6.18: an item remembers whether the request that stored
+/// it sent a base64 key (ITEM_KEY_BINARY); append, an incr that outgrows the value and
+/// vivified items are new items without it; an incr in place and a touch keep it.
+#[test]
+fn binary_key_bit_follows_the_storing_request() {
+    let (s, _) = store();
+    let binary = |key: &str, value: &str| StoreCmd {
+        binary_key: true,
+        ..cmd(StoreMode::Set, key, value)
+    };
+    let is_binary = |key: &str| s.peek(key.as_bytes()).unwrap().binary_key;
+    s.store(&binary("k", "9")).unwrap();
+    assert!(get(&s, "k").unwrap().binary_key);
+    assert!(s.touch(b"k", 0));
+    s.arith(&arith("k", ArithOp::Decr, 1)).unwrap();
+    assert!(is_binary("k"), "in place");
+    s.arith(&arith("k", ArithOp::Incr, 10)).unwrap();
+    assert!(!is_binary("k"), "outgrown");
+    s.store(&binary("k", "x")).unwrap();
+    s.store(&cmd(StoreMode::Append, "k", "y")).unwrap();
+    assert!(!is_binary("k"), "appended");
+    s.store(&binary("k", "x")).unwrap();
+    s.store(&cmd(StoreMode::Set, "k", "y")).unwrap();
+    assert!(!is_binary("k"), "overwritten through a plain key");
+    let mut add = binary("new", "z");
+    add.mode = StoreMode::Add;
+    s.store(&add).unwrap();
+    assert!(is_binary("new"));
+    let vivify = ReadOptions {
+        vivify: Some(0),
+        ..ReadOptions::default()
+    };
+    assert!(!s.get(b"viv", &vivify).unwrap().binary_key);
 }
 
 #[test]

@@ -220,6 +220,7 @@ fn command(op: Opcode, h: &Header, extras: &[u8], key: Bytes, value: Bytes) -> C
                 new_cas: None,
                 invalidate: false,
                 vivify: None,
+                binary_key: false,
             })
         }
         Opcode::Delete => Command::Delete(Delete {

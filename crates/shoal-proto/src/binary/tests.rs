@@ -186,6 +186,7 @@ fn store(mode: StoreMode, key: &[u8], flags: u32, exptime: i64, data: &[u8]) -> 
         new_cas: None,
         invalidate: false,
         vivify: None,
+        binary_key: false,
     }
 }
 

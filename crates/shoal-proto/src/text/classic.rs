@@ -91,7 +91,8 @@ fn known_with_bad_count(cmd: &[u8]) -> bool {
         )
 }
 
-/// get, gets, gat, gats: every key must fit, or the whole command fails.
+/// get, gets, gat, gats. A key over 250 bytes fails the whole command, but only once the
+/// keys before it have been read (memcached reads key by key).
 fn get(l: &Line, cmd: &[u8]) -> Step {
     let (command, touch) = match cmd {
         b"get" => (TextCommand::Get, false),
@@ -109,9 +110,14 @@ fn get(l: &Line, cmd: &[u8]) -> Step {
         first = 2;
     }
     let mut keys = Vec::with_capacity(l.len().saturating_sub(first));
+    let mut command = command;
     for i in first..l.len() {
         if l.tok(i).len() > MAX_KEY_LEN {
-            return Step::error(BAD_FORMAT, false);
+            if keys.is_empty() {
+                return Step::error(BAD_FORMAT, false);
+            }
+            command = TextCommand::GetKeyTooLong;
+            break;
         }
         keys.push(l.bytes(i));
     }
@@ -162,6 +168,7 @@ fn store(l: &Line, data: Option<Bytes>, limits: &Limits, mode: StoreMode, cas: b
             new_cas: None,
             invalidate: false,
             vivify: None,
+            binary_key: false,
         }),
         reply(TextCommand::Store, noreply),
     )

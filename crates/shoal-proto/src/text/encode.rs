@@ -38,6 +38,10 @@ fn put_value(out: &mut BytesMut, item: &ItemView, with_cas: bool) {
 
 /// Encodes the reply to a classic text command.
 pub fn encode_text(reply: &TextReply, outcome: &Outcome, out: &mut BytesMut) {
+    if let (TextCommand::GetKeyTooLong, Outcome::Values(_)) = (reply.command, outcome) {
+        put_line(out, b"CLIENT_ERROR bad command line format");
+        return;
+    }
     if let Outcome::Values(items) = outcome {
         let with_cas = matches!(reply.command, TextCommand::Gets | TextCommand::Gats);
         for item in items.iter().flatten() {

@@ -285,6 +285,7 @@ fn ms(l: &Line, data: Option<Bytes>, limits: &Limits) -> Step {
             new_cas: f.new_cas,
             invalidate: f.invalidate && cas_mode,
             vivify: None,
+            binary_key: f.base64,
         }),
         reply(MetaCommand::Set, l, f),
     )

@@ -8,10 +8,37 @@ use shoal_command::{ArithOutcome, DeleteOutcome, ItemView, Outcome, StoreOutcome
 use super::encode::{put_line, server_error};
 use super::{MetaCommand, MetaReply, ReturnFlag};
 
-/// Appends ` <flag><value>` for the return flags `wanted` allows, in request order.
+fn base64(key: &[u8]) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .encode(key)
+        .into_bytes()
+}
+
+/// The `k` flag's text: the key as sent, and ` b` when it is base64.
+fn key_flag(key: &[u8], base64: bool) -> Vec<u8> {
+    let mut out = b" k".to_vec();
+    out.extend_from_slice(key);
+    if base64 {
+        out.extend_from_slice(b" b");
+    }
+    out
+}
+
+/// Appends ` <flag><value>` for the return flags `wanted` allows, in request order, with
+/// the request's key form for `k`.
 fn put_flags(
     line: &mut Vec<u8>,
     reply: &MetaReply,
+    wanted: &dyn Fn(&ReturnFlag) -> Option<String>,
+) {
+    put_flags_key(line, reply, &key_flag(&reply.key, reply.base64_key), wanted)
+}
+
+/// [`put_flags`] with `key` (the ` k...` text) for the `k` flag.
+fn put_flags_key(
+    line: &mut Vec<u8>,
+    reply: &MetaReply,
+    key: &[u8],
     wanted: &dyn Fn(&ReturnFlag) -> Option<String>,
 ) {
     for flag in &reply.flags {
@@ -20,13 +47,7 @@ fn put_flags(
                 line.push(b' ');
                 line.extend_from_slice(o);
             }
-            ReturnFlag::Key => {
-                line.extend_from_slice(b" k");
-                line.extend_from_slice(&reply.key);
-                if reply.base64_key {
-                    line.extend_from_slice(b" b");
-                }
-            }
+            ReturnFlag::Key => line.extend_from_slice(key),
             other => {
                 if let Some(v) = wanted(other) {
                     line.push(b' ');
@@ -42,13 +63,21 @@ fn ttl(t: Option<i64>) -> i64 {
 }
 
 /// The reply line (and value) of an mg hit.
+///
+/// Its `k` is the item's key in the item's form, not the request's: base64 (with ` b`)
+/// only when the item was stored through a base64 key (memcached's ITEM_KEY_BINARY).
 fn put_hit(out: &mut BytesMut, reply: &MetaReply, item: &ItemView) {
     let mut line = if reply.value {
         format!("VA {}", item.value.len()).into_bytes()
     } else {
         b"HD".to_vec()
     };
-    put_flags(&mut line, reply, &|f| {
+    let key = if item.binary_key {
+        key_flag(&base64(&item.key), true)
+    } else {
+        key_flag(&item.key, false)
+    };
+    put_flags_key(&mut line, reply, &key, &|f| {
         Some(match f {
             ReturnFlag::Size => format!("s{}", item.value.len()),
             ReturnFlag::Ttl => format!("t{}", ttl(item.ttl)),
@@ -144,10 +173,9 @@ pub fn encode_meta(reply: &MetaReply, outcome: &Outcome, out: &mut BytesMut) {
             ),
         },
         (MetaCommand::Debug, Outcome::Debug(Some(item))) => {
-            let key = if reply.base64_key {
-                base64::engine::general_purpose::STANDARD
-                    .encode(&item.key)
-                    .into_bytes()
+            // The item's key form decides, as for `mg k` (memcached 1.6.18).
+            let key = if item.binary_key {
+                base64(&item.key)
             } else {
                 item.key.to_vec()
             };

@@ -34,6 +34,10 @@ pub enum TextCommand {
     Gat,
     /// gats: values carry their CAS.
     Gats,
+    /// get, gets, gat or gats with a key over 250 bytes: as memcached, the keys before it
+    /// are still read (and touched, for gat/gats), then every value is dropped and the
+    /// only reply is `CLIENT_ERROR bad command line format`.
+    GetKeyTooLong,
     /// set, add, replace, append, prepend, cas.
     Store,
     /// incr, decr.

@@ -96,6 +96,7 @@ fn store(
         new_cas: None,
         invalidate: false,
         vivify: None,
+        binary_key: false,
     }
 }
 
@@ -293,7 +294,20 @@ fn get_family() {
         err(b"gat x a\r\n"),
         b("CLIENT_ERROR invalid exptime argument\r\n")
     );
-    let long = format!("get a {}\r\n", "k".repeat(251));
+    // memcached reads the keys before a too-long one (a gat touches them), then drops
+    // their values and answers only the error.
+    let long = format!("gat 0 a b {} c\r\n", "k".repeat(251));
+    let r = req(long.as_bytes());
+    match &r.command {
+        Command::Get(g) => assert_eq!(g.keys, vec![b(b"a"), b(b"b")]),
+        other => panic!("{other:?}"),
+    }
+    let hit = Outcome::Values(vec![Some(item(b"a", b"1", 0, 1)), None]);
+    assert_eq!(
+        answer(long.as_bytes(), |_| hit.clone()),
+        b("CLIENT_ERROR bad command line format\r\n")
+    );
+    let long = format!("get {} a\r\n", "k".repeat(251));
     assert_eq!(
         err(long.as_bytes()),
         b("CLIENT_ERROR bad command line format\r\n")
@@ -644,6 +658,20 @@ fn mg_encoding_as_memcached() {
         answer(b"mg bWs= k v\r\n", |_| miss.clone()),
         b("EN kbWs=\r\n")
     );
+    // A hit's `k` shows the item's key in the item's form (memcached's ITEM_KEY_BINARY):
+    // base64 only for an item stored through a base64 key, whatever the request used.
+    assert_eq!(
+        answer(b"mg bWs= b k v\r\n", |_| hit.clone()),
+        b("VA 2 kmk\r\nhi\r\n")
+    );
+    let mut binary = it.clone();
+    binary.binary_key = true;
+    assert_eq!(
+        answer(b"mg mk k O1\r\n", |_| Outcome::Values(vec![Some(
+            binary.clone()
+        )])),
+        b("HD kbWs= b O1\r\n")
+    );
     let mut stale = item(b"dk", b"x", 0, 32);
     stale.ttl = Some(30);
     stale.stale = true;
@@ -753,10 +781,10 @@ fn ms_maps_modes_and_encodes() {
     assert_eq!(command(b"ms mk 2 I C3 E9\r\nzz\r\n"), Command::Store(s));
     let s = store(StoreMode::Add, b"mk", 0, 0, b"zz");
     assert_eq!(command(b"ms mk 2 ME C3 I\r\nzz\r\n"), Command::Store(s));
-    assert_eq!(
-        command(b"ms bWs= 1 b\r\nz\r\n"),
-        Command::Store(store(StoreMode::Set, b"mk", 0, 0, b"z"))
-    );
+    // The stored item remembers that its key came base64-encoded.
+    let mut s = store(StoreMode::Set, b"mk", 0, 0, b"z");
+    s.binary_key = true;
+    assert_eq!(command(b"ms bWs= 1 b\r\nz\r\n"), Command::Store(s));
 
     let stored = |cas| Outcome::Stored(StoreOutcome::Stored { cas });
     assert_eq!(
@@ -886,10 +914,16 @@ fn mn_and_me() {
         answer(b"me x\r\n", |_| Outcome::Debug(Some(it.clone()))),
         b("ME x exp=-30 la=0 cas=46 fetch=no cls=1 size=61\r\n")
     );
+    // The key's form is the item's (memcached 1.6.18), whatever form the request used.
     let mut it = item(b"mk", b"z", 0, 47);
     it.fetched = true;
     assert_eq!(
         answer(b"me bWs= b\r\n", |_| Outcome::Debug(Some(it.clone()))),
+        b("ME mk exp=-1 la=0 cas=47 fetch=yes cls=1 size=62\r\n")
+    );
+    it.binary_key = true;
+    assert_eq!(
+        answer(b"me mk\r\n", |_| Outcome::Debug(Some(it.clone()))),
         b("ME bWs= exp=-1 la=0 cas=47 fetch=yes cls=1 size=62\r\n")
     );
     assert_eq!(
@@ -934,6 +968,7 @@ proptest! {
             new_cas: None,
             invalidate: false,
             vivify: None,
+            binary_key: false,
         }));
         prop_assert_eq!(r.reply, ReplyTo::Text(TextReply { command: TextCommand::Store, noreply }));
     }
