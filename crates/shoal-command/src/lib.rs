@@ -87,6 +87,11 @@ pub struct ReadOptions {
     pub recache_below: Option<i64>,
     /// CAS value to use for an item this read creates (mg `E`, with `N`).
     pub new_cas: Option<u64>,
+    /// Where mg's `t`, `T`, `N` and `R` stand on the line.
+    pub order: FlagOrder,
+    /// Hand out recache wins (meta `W`) and mark them on the item: only mg does, and not
+    /// when its opaque is too long (memcached fails it after the read, before the win).
+    pub hand_out_wins: bool,
 }
 
 /// A read of one or more keys.
@@ -186,6 +191,28 @@ pub struct Arith {
     pub vivify: Option<(u64, Exptime)>,
     /// On success, also set this exptime (ma `T`).
     pub touch: Option<Exptime>,
+    /// Where ma's `t`, `T` and `N` stand on the line (the default: `N`, `T`, then `t`).
+    pub order: FlagOrder,
+}
+
+/// Where the meta flags `t` (show the TTL), `T` (touch), `N` (vivify) and `R` (recache)
+/// stand on an mg or ma line.
+///
+/// memcached 1.6.18 creates a vivified item without expiry, then, while writing the
+/// reply, applies `T`, and `N` to an item it just created, in line order: the TTL that `t`
+/// shows, the TTL `R` compares, and a created item's final TTL depend on that order. The
+/// default (all false) is `N`, then `T`, then `t` and `R`: `T` wins over `N` and `t` and
+/// `R` see the final TTL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlagOrder {
+    /// `N` comes after `T`: a created item keeps `N`'s exptime.
+    pub vivify_after_touch: bool,
+    /// `t` comes before `T`: it shows the TTL from before the touch.
+    pub ttl_before_touch: bool,
+    /// `t` comes before `N`: for a created item, it shows the TTL from before `N`.
+    pub ttl_before_vivify: bool,
+    /// `R` comes before `T`: it compares the TTL from before the touch.
+    pub recache_before_touch: bool,
 }
 
 /// A change of one item's exptime.
@@ -236,7 +263,8 @@ pub struct ItemView {
     pub flags: u32,
     /// The item's CAS value.
     pub cas: u64,
-    /// Seconds until the item expires, `None` if it never does (meta `t` gives `-1`).
+    /// Seconds until the item expires, `None` if it never does (meta `t` gives `-1`), as
+    /// the `t` flag sees it at its place on an mg line (see [`FlagOrder`]).
     pub ttl: Option<i64>,
     /// Seconds since the item was last accessed, before this request (meta `l`).
     pub last_access: u64,
@@ -289,8 +317,12 @@ pub enum ArithOutcome {
         value: u64,
         /// The item's new CAS value.
         cas: u64,
-        /// Seconds until the item expires, `None` if it never does.
+        /// Seconds until the item expires, `None` if it never does, as the `t` flag
+        /// sees it at its place on the line (see [`FlagOrder`]).
         ttl: Option<i64>,
+        /// The item was missing and this command created it (vivify): ma answers even
+        /// in quiet mode.
+        created: bool,
     },
     /// No such item (and no vivify).
     NotFound,

@@ -40,13 +40,25 @@ pub(crate) fn is_expired(exptime: u32, now: u32) -> bool {
     exptime != 0 && exptime <= now
 }
 
-/// Seconds left before an absolute exptime; `None` for never.
-pub(crate) fn ttl(exptime: u32, now: u32) -> Option<i64> {
-    if exptime == 0 {
-        None
-    } else {
-        Some((exptime as i64 - now as i64).max(0))
-    }
+/// How far ahead of its start memcached sets its clock (`process_started` is
+/// `ITEM_UPDATE_INTERVAL + 2` seconds before the real start).
+const CLOCK_HEADSTART: i64 = 62;
+
+/// Seconds left before an absolute exptime, as memcached's meta `t` shows it; `None`
+/// for never. `started` is when the store started.
+///
+/// memcached prints `exptime - current_time` as an unsigned 32-bit number of its
+/// relative clock. An item touched in the past by the same command (`T-1`) keeps its
+/// `realtime()` exptime of 1 until the command ends, so `t` shows `1 - current_time`
+/// wrapped: 2^32 + 1 - (62 + seconds since the start).
+pub(crate) fn ttl(exptime: u32, now: u32, started: u32) -> Option<i64> {
+    let current = now as i64 - started as i64 + CLOCK_HEADSTART;
+    let relative = match exptime {
+        0 => return None,
+        EXPIRED => 1,
+        t => t as i64 - started as i64 + CLOCK_HEADSTART,
+    };
+    Some((relative - current).rem_euclid(1 << 32))
 }
 
 /// The state `flush_all` leaves behind, as memcached's `settings.oldest_live` and
@@ -113,8 +125,10 @@ mod tests {
         assert!(is_expired(n, n));
         assert!(!is_expired(n + 1, n));
         assert!(is_expired(EXPIRED, n));
-        assert_eq!(ttl(0, n), None);
-        assert_eq!(ttl(n + 5, n), Some(5));
+        assert_eq!(ttl(0, n, n), None);
+        assert_eq!(ttl(n + 5, n, n - 100), Some(5));
+        // memcached 1.6.18, 1 s after its start: `mg k T-1 t` shows t4294967234.
+        assert_eq!(ttl(EXPIRED, n, n - 1), Some(4_294_967_234));
     }
 
     #[test]

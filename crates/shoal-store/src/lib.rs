@@ -28,8 +28,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use shoal_command::{
-    Arith, ArithOutcome, Delete, DeleteOutcome, Exptime, ItemView, ReadOptions, ServerError,
-    Store as StoreCmd, StoreMode, StoreOutcome, MAX_KEY_LEN,
+    Arith, ArithOutcome, Delete, DeleteOutcome, Exptime, FlagOrder, ItemView, ReadOptions,
+    ServerError, Store as StoreCmd, StoreMode, StoreOutcome, MAX_KEY_LEN,
 };
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -77,6 +77,8 @@ pub struct Store {
     hasher: KeyHasher,
     cas: AtomicU64,
     flush: FlushState,
+    /// When the store started (memcached's relative clock starts there).
+    started: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -118,13 +120,13 @@ fn update(it: &mut Item, now: u32) {
     it.set(REF, true);
 }
 
-fn view_of(it: &Item, now: u32, fetched: bool, last_access: u64) -> ItemView {
+fn view_of(it: &Item, now: u32, started: u32, fetched: bool, last_access: u64) -> ItemView {
     ItemView {
         key: Bytes::copy_from_slice(it.key()),
         value: Bytes::copy_from_slice(it.value()),
         flags: it.flags(),
         cas: it.cas(),
-        ttl: ttl(it.exptime(), now),
+        ttl: ttl(it.exptime(), now, started),
         last_access,
         fetched,
         won: false,
@@ -132,6 +134,28 @@ fn view_of(it: &Item, now: u32, fetched: bool, last_access: u64) -> ItemView {
         stale: it.has(STALE),
         binary_key: it.has(BINARY_KEY),
     }
+}
+
+/// For an item mg or ma creates: the exptime its `t` flag shows and the one it keeps.
+///
+/// memcached 1.6.18 creates it without expiry, then applies `T` (`touch`) and `N`
+/// (`vivify`), both absolute, in line order; `t` shows the exptime reached at its place.
+fn created_exptimes(touch: Option<u32>, vivify: u32, order: FlagOrder) -> (u32, u32) {
+    let touch = touch.map(|t| (t, order.ttl_before_touch));
+    let vivify = Some((vivify, order.ttl_before_vivify));
+    let steps = if order.vivify_after_touch {
+        [touch, vivify]
+    } else {
+        [vivify, touch]
+    };
+    let (mut shown, mut exptime) = (0, 0);
+    for (value, after_ttl) in steps.into_iter().flatten() {
+        exptime = value;
+        if !after_ttl {
+            shown = value;
+        }
+    }
+    (shown, exptime)
 }
 
 /// How a compare-and-swap value relates to an item's (memcached's `cas_result`).
@@ -158,17 +182,23 @@ impl Store {
             .collect();
         Store {
             config,
-            clock,
             shards,
             shard_bits: bits,
             hasher: KeyHasher::random(),
             cas: AtomicU64::new(0),
             flush: FlushState::default(),
+            started: now32(clock.now()),
+            clock,
         }
     }
 
     fn now(&self) -> u32 {
         now32(self.clock.now())
+    }
+
+    /// The TTL meta `t` shows for an absolute exptime.
+    fn ttl(&self, exptime: u32, now: u32) -> Option<i64> {
+        ttl(exptime, now, self.started)
     }
 
     fn ctx(&self, now: u32) -> Ctx<'_> {
@@ -242,13 +272,20 @@ impl Store {
         let it = sh.item_mut(idx);
         let fetched = it.has(FETCHED);
         let last_access = now.saturating_sub(it.time()) as u64;
-        if let Some(t) = options.touch {
-            it.set_exptime(absolute(t, now as u64));
+        // `t` and `R` see the exptime from before `T` when they come before it.
+        let old_exptime = it.exptime();
+        let touch = options.touch.map(|t| absolute(t, now as u64));
+        let seen = |before_touch: bool| match touch {
+            Some(t) if !before_touch => t,
+            _ => old_exptime,
+        };
+        if let Some(t) = touch {
+            it.set_exptime(t);
         }
         let win_taken = it.has(TOKEN_SENT);
         let mut won = false;
         if let Some(r) = options.recache_below {
-            let exptime = it.exptime();
+            let exptime = seen(options.order.recache_before_touch);
             if !win_taken && exptime != 0 && exptime < absolute(r, now as u64) {
                 won = true;
             }
@@ -256,10 +293,12 @@ impl Store {
         if it.has(STALE) && !win_taken {
             won = true;
         }
+        won &= options.hand_out_wins;
         if won {
             it.set(TOKEN_SENT, true);
         }
-        let mut view = view_of(it, now, fetched, last_access);
+        let mut view = view_of(it, now, self.started, fetched, last_access);
+        view.ttl = self.ttl(seen(options.order.ttl_before_touch), now);
         view.won = won;
         view.win_taken = win_taken;
         if !options.no_update {
@@ -279,10 +318,10 @@ impl Store {
     ) -> Option<ItemView> {
         let vivify = options.vivify?;
         let now = ctx.now;
-        let mut exptime = absolute(vivify, now as u64);
-        if let Some(t) = options.touch {
-            exptime = absolute(t, now as u64);
-        }
+        let touch = options.touch.map(|t| absolute(t, now as u64));
+        let vivify = absolute(vivify, now as u64);
+        let (shown, exptime) = created_exptimes(touch, vivify, options.order);
+        let won = options.hand_out_wins;
         let mut it = Item::new(
             key,
             &[],
@@ -291,7 +330,7 @@ impl Store {
                 exptime,
                 time: now,
                 flags: 0,
-                bits: TOKEN_SENT,
+                bits: if won { TOKEN_SENT } else { 0 },
             },
         );
         if !options.no_update {
@@ -303,10 +342,10 @@ impl Store {
             value: Bytes::new(),
             flags: 0,
             cas,
-            ttl: ttl(exptime, now),
+            ttl: self.ttl(shown, now),
             last_access: 0,
             fetched: false,
-            won: true,
+            won,
             win_taken: false,
             stale: false,
             binary_key: false,
@@ -327,6 +366,7 @@ impl Store {
         let mut view = view_of(
             it,
             now,
+            self.started,
             it.has(FETCHED),
             now.saturating_sub(it.time()) as u64,
         );
@@ -507,13 +547,12 @@ impl Store {
         let hash = self.hasher.hash(key);
         let mut sh = self.shard(hash).lock();
         let Some(idx) = sh.get_live(&ctx, hash, key) else {
-            let Some((initial, exptime)) = cmd.vivify else {
+            let Some((initial, vivify)) = cmd.vivify else {
                 return Ok(ArithOutcome::NotFound);
             };
-            let mut exptime = absolute(exptime, now as u64);
-            if let Some(t) = cmd.touch {
-                exptime = absolute(t, now as u64);
-            }
+            let touch = cmd.touch.map(|t| absolute(t, now as u64));
+            let vivify = absolute(vivify, now as u64);
+            let (shown, exptime) = created_exptimes(touch, vivify, cmd.order);
             let digits = initial.to_string();
             let meta = Meta {
                 cas: 0,
@@ -529,7 +568,8 @@ impl Store {
             return Ok(ArithOutcome::Value {
                 value: initial,
                 cas,
-                ttl: ttl(exptime, now),
+                ttl: self.ttl(shown, now),
+                created: true,
             });
         };
         let it = sh.item(idx);
@@ -564,13 +604,18 @@ impl Store {
                 .ok_or(ServerError::OutOfMemory)?
         };
         let it = sh.item_mut(idx);
+        let mut shown = it.exptime();
         if let Some(t) = cmd.touch {
             it.set_exptime(absolute(t, now as u64));
+            if !cmd.order.ttl_before_touch {
+                shown = it.exptime();
+            }
         }
         Ok(ArithOutcome::Value {
             value,
             cas,
-            ttl: ttl(it.exptime(), now),
+            ttl: self.ttl(shown, now),
+            created: false,
         })
     }
 

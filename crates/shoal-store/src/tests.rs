@@ -49,6 +49,15 @@ fn get(s: &Store, key: &str) -> Option<ItemView> {
     s.get(key.as_bytes(), &ReadOptions::default())
 }
 
+/// A read as mg does it: handing out recache wins.
+fn mg(s: &Store, key: &str) -> Option<ItemView> {
+    let o = ReadOptions {
+        hand_out_wins: true,
+        ..ReadOptions::default()
+    };
+    s.get(key.as_bytes(), &o)
+}
+
 fn value(s: &Store, key: &str) -> Option<Vec<u8>> {
     s.peek(key.as_bytes()).map(|v| v.value.to_vec())
 }
@@ -73,6 +82,7 @@ pub(crate) fn arith(key: &str, op: ArithOp, delta: u64) -> Arith {
         new_cas: None,
         vivify: None,
         touch: None,
+        order: Default::default(),
     }
 }
 
@@ -278,13 +288,13 @@ fn invalidating_cas_store_marks_stale_and_keeps_ttl() {
     assert_eq!(s.store(&stale), Ok(StoreOutcome::Exists));
     stale.invalidate = true;
     assert!(matches!(s.store(&stale), Ok(StoreOutcome::Stored { .. })));
-    let v = get(&s, "k").unwrap();
+    let v = mg(&s, "k").unwrap();
     assert_eq!(
         (&v.value[..], v.stale, v.ttl),
         (&b"old"[..], true, Some(100))
     );
     assert!(v.won && !v.win_taken);
-    let v = get(&s, "k").unwrap();
+    let v = mg(&s, "k").unwrap();
     assert!(v.stale && !v.won && v.win_taken);
     // a higher CAS is not "stale"
     stale.compare_cas = Some(v.cas + 10);
@@ -538,7 +548,9 @@ fn arith_keeps_flags_and_exptime_and_checks_cas() {
     t.touch = Some(7);
     t.new_cas = Some(500);
     match s.arith(&t).unwrap() {
-        ArithOutcome::Value { value, cas, ttl } => {
+        ArithOutcome::Value {
+            value, cas, ttl, ..
+        } => {
             assert_eq!((value, cas, ttl), (99, 500, Some(7)))
         }
         o => panic!("{o:?}"),
@@ -555,7 +567,8 @@ fn arith_vivify_uses_initial_value() {
         Ok(ArithOutcome::Value {
             value: 42,
             cas: 1,
-            ttl: None
+            ttl: None,
+            created: true,
         })
     );
     assert_eq!(value(&s, "n").unwrap(), b"42");
@@ -635,6 +648,7 @@ fn vivify_on_miss_gives_one_win() {
     let (s, _) = store();
     let o = ReadOptions {
         vivify: Some(30),
+        hand_out_wins: true,
         ..ReadOptions::default()
     };
     let v = s.get(b"k", &o).unwrap();
@@ -658,6 +672,7 @@ fn recache_win_when_ttl_below_threshold() {
     set(&s, "forever", "v");
     let r = ReadOptions {
         recache_below: Some(30),
+        hand_out_wins: true,
         ..ReadOptions::default()
     };
     assert!(!s.get(b"k", &r).unwrap().won);
@@ -690,6 +705,7 @@ fn delete_invalidate_marks_stale() {
     // a win handed out before is taken back
     let r = ReadOptions {
         vivify: Some(30),
+        hand_out_wins: true,
         ..ReadOptions::default()
     };
     s.get(b"x", &r).unwrap();
@@ -697,15 +713,18 @@ fn delete_invalidate_marks_stale() {
     d.invalidate = true;
     d.touch = Some(30);
     assert_eq!(s.delete(&d), DeleteOutcome::Deleted);
+    // a read that hands out no wins (get, gat) leaves the win for the next mg
     let v = get(&s, "k").unwrap();
+    assert!(v.stale && !v.won && !v.win_taken);
+    let v = mg(&s, "k").unwrap();
     assert!(v.stale && v.won && !v.win_taken);
     assert!(v.cas > cas);
     assert_eq!((&v.value[..], v.ttl), (&b"v"[..], Some(30)));
-    let v = get(&s, "k").unwrap();
+    let v = mg(&s, "k").unwrap();
     assert!(v.stale && !v.won && v.win_taken);
     // invalidating again gives the next reader the win again
     assert_eq!(s.delete(&d), DeleteOutcome::Deleted);
-    assert!(get(&s, "k").unwrap().won);
+    assert!(mg(&s, "k").unwrap().won);
     // a normal set clears staleness
     set(&s, "k", "fresh");
     assert!(!get(&s, "k").unwrap().stale);

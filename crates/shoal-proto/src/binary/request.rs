@@ -246,6 +246,7 @@ fn command(op: Opcode, h: &Header, extras: &[u8], key: Bytes, value: Bytes) -> C
                 vivify: (expiration != NO_VIVIFY)
                     .then(|| (be_u64(&extras[8..]), Exptime::from(expiration))),
                 touch: None,
+                order: Default::default(),
             })
         }
         Opcode::Quit => Command::Quit,

@@ -326,12 +326,14 @@ fn incr_decr() {
             new_cas: None,
             vivify: Some((10, 0)),
             touch: None,
+            order: Default::default(),
         })
     );
     let value = Outcome::Arith(ArithOutcome::Value {
         value: 10,
         cas: 4,
         ttl: None,
+        created: false,
     });
     assert_eq!(
         answer(&r, value.clone()),

@@ -192,6 +192,7 @@ fn arith(l: &Line, incr: bool) -> Step {
             new_cas: None,
             vivify: None,
             touch: None,
+            order: Default::default(),
         }),
         reply(TextCommand::Arith, noreply),
     )

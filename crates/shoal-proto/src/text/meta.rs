@@ -4,7 +4,7 @@
 use base64::Engine;
 use bytes::Bytes;
 use shoal_command::{
-    Arith, ArithOp, Command, Delete, Get, ReadOptions, Store, StoreMode, MAX_KEY_LEN,
+    Arith, ArithOp, Command, Delete, FlagOrder, Get, ReadOptions, Store, StoreMode, MAX_KEY_LEN,
 };
 
 use super::line::Line;
@@ -165,8 +165,33 @@ fn reply(command: MetaCommand, l: &Line, f: Flags) -> ReplyTo {
         base64_key: f.base64,
         value: f.value,
         quiet: f.quiet,
+        opaque_too_long: opaque_too_long(&f),
         flags: f.ret,
     })
+}
+
+/// Where the flag starting with `letter` stands on the line, if given.
+fn flag_at(l: &Line, letter: u8) -> Option<usize> {
+    (2..l.len()).find(|&i| l.tok(i)[0] == letter)
+}
+
+/// Where `t`, `T`, `N` and `R` stand on the line.
+fn flag_order(l: &Line) -> FlagOrder {
+    let (ttl, touch, vivify) = (flag_at(l, b't'), flag_at(l, b'T'), flag_at(l, b'N'));
+    let before = |a: Option<usize>, b: Option<usize>| matches!((a, b), (Some(a), Some(b)) if a < b);
+    FlagOrder {
+        vivify_after_touch: before(touch, vivify),
+        ttl_before_touch: before(ttl, touch),
+        ttl_before_vivify: before(ttl, vivify),
+        recache_before_touch: before(flag_at(l, b'R'), touch),
+    }
+}
+
+/// mg and ma apply `T`, `N` (and mg `R`) while writing the reply, in line order, and a
+/// too-long opaque stops that at its place: whether the flag `letter` comes after it.
+fn cut_by_opaque(l: &Line, letter: u8) -> bool {
+    let long = (2..l.len()).find(|&i| l.tok(i)[0] == b'O' && l.tok(i).len() > MAX_OPAQUE_LEN);
+    matches!((long, flag_at(l, letter)), (Some(o), Some(i)) if i > o)
 }
 
 /// Parses a meta command line (the command token is `m` plus one byte).
@@ -185,6 +210,7 @@ pub(crate) fn parse(l: &Line, data: Option<Bytes>, limits: &Limits) -> Step {
                 value: false,
                 quiet: false,
                 flags: Vec::new(),
+                opaque_too_long: false,
             }),
         ),
         b'e' => me(l),
@@ -207,16 +233,32 @@ fn mg(l: &Line) -> Step {
         Ok(f) => f,
         Err(e) => return Step::error(e, false),
     };
-    if opaque_too_long(&f) {
-        return Step::error("CLIENT_ERROR opaque token too long", false);
-    }
-    let options = ReadOptions {
+    let mut options = ReadOptions {
         touch: f.touch.map(i64::from),
         no_update: f.no_update,
         vivify: f.vivify.map(i64::from),
         recache_below: f.recache.map(i64::from),
         new_cas: f.new_cas,
+        order: flag_order(l),
+        hand_out_wins: true,
     };
+    // A too-long opaque is only noticed while the reply is written (see `reply`): the
+    // read is done, but the flags after the opaque are not applied, no win is marked,
+    // and a locked read (N, T, R, l, h) skips its delayed LRU bump.
+    if opaque_too_long(&f) {
+        if cut_by_opaque(l, b'T') {
+            options.touch = None;
+        }
+        if cut_by_opaque(l, b'R') {
+            options.recache_below = None;
+        }
+        if cut_by_opaque(l, b'N') {
+            options.vivify = options.vivify.map(|_| 0);
+            options.order.vivify_after_touch = false;
+        }
+        options.hand_out_wins = false;
+        options.no_update |= b"NTRlh".iter().any(|&c| flag_at(l, c).is_some());
+    }
     let keys = vec![f.key.clone()];
     Step::request(
         Command::Get(Get { keys, options }),
@@ -342,8 +384,19 @@ fn ma(l: &Line) -> Step {
         Some(b'D') | Some(b'-') => ArithOp::Decr,
         Some(_) => return Step::error("CLIENT_ERROR invalid mode for ma M token", false),
     };
+    let mut order = flag_order(l);
+    let mut vivify = f.vivify.map(|exp| (f.initial.unwrap_or(0), i64::from(exp)));
+    let mut touch = f.touch.map(i64::from);
+    // A too-long opaque is only noticed once the counter has changed (see `reply`), and
+    // stops the T and N that come after it.
     if opaque_too_long(&f) {
-        return Step::error("CLIENT_ERROR opaque token too long", false);
+        if cut_by_opaque(l, b'T') {
+            touch = None;
+        }
+        if cut_by_opaque(l, b'N') {
+            vivify = vivify.map(|(initial, _)| (initial, 0));
+            order.vivify_after_touch = false;
+        }
     }
     Step::request(
         Command::Arith(Arith {
@@ -352,8 +405,9 @@ fn ma(l: &Line) -> Step {
             delta: f.delta,
             compare_cas: f.compare_cas,
             new_cas: f.new_cas,
-            vivify: f.vivify.map(|exp| (f.initial.unwrap_or(0), i64::from(exp))),
-            touch: f.touch.map(i64::from),
+            vivify,
+            touch,
+            order,
         }),
         reply(MetaCommand::Arith, l, f),
     )
@@ -382,6 +436,7 @@ fn me(l: &Line) -> Step {
             value: false,
             quiet: false,
             flags: Vec::new(),
+            opaque_too_long: false,
         }),
     )
 }

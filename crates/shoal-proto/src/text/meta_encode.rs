@@ -119,7 +119,11 @@ fn item_total(item: &ItemView) -> usize {
 /// Encodes the reply to a meta command.
 pub fn encode_meta(reply: &MetaReply, outcome: &Outcome, out: &mut BytesMut) {
     let q = reply.quiet;
+    let opaque_error = b"CLIENT_ERROR opaque token too long";
     match (reply.command, outcome) {
+        (MetaCommand::Get, Outcome::Values(_)) if reply.opaque_too_long => {
+            put_line(out, opaque_error)
+        }
         (MetaCommand::Get, Outcome::Values(items)) => match items.first() {
             Some(Some(item)) => put_hit(out, reply, item),
             _ if q => {}
@@ -147,8 +151,16 @@ pub fn encode_meta(reply: &MetaReply, outcome: &Outcome, out: &mut BytesMut) {
             DeleteOutcome::Exists => put_code(out, reply, "EX"),
         },
         (MetaCommand::Arith, Outcome::Arith(a)) => match a {
-            ArithOutcome::Value { .. } if q => {}
-            ArithOutcome::Value { value, cas, ttl: t } => {
+            ArithOutcome::NonNumeric => put_line(
+                out,
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value",
+            ),
+            _ if reply.opaque_too_long => put_line(out, opaque_error),
+            // Quiet mode drops the reply of a change, not that of a creation.
+            ArithOutcome::Value { created: false, .. } if q => {}
+            ArithOutcome::Value {
+                value, cas, ttl: t, ..
+            } => {
                 let digits = value.to_string();
                 let mut line = if reply.value {
                     format!("VA {}", digits.len()).into_bytes()
@@ -167,10 +179,6 @@ pub fn encode_meta(reply: &MetaReply, outcome: &Outcome, out: &mut BytesMut) {
             }
             ArithOutcome::NotFound => put_code(out, reply, "NF"),
             ArithOutcome::Exists => put_code(out, reply, "EX"),
-            ArithOutcome::NonNumeric => put_line(
-                out,
-                b"CLIENT_ERROR cannot increment or decrement non-numeric value",
-            ),
         },
         (MetaCommand::Debug, Outcome::Debug(Some(item))) => {
             // The item's key form decides, as for `mg k` (memcached 1.6.18).

@@ -127,6 +127,9 @@ pub struct MetaReply {
     pub quiet: bool,
     /// The return flags, in request order.
     pub flags: Vec<ReturnFlag>,
+    /// An `O` token is longer than 32 bytes. mg and ma still run (memcached checks it
+    /// while writing the reply), then answer `CLIENT_ERROR opaque token too long`.
+    pub opaque_too_long: bool,
 }
 
 /// The result of parsing one line: done, or a storage command waiting for its data block.

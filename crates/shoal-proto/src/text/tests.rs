@@ -349,7 +349,8 @@ fn incr_decr() {
             compare_cas: None,
             new_cas: None,
             vivify: None,
-            touch: None
+            touch: None,
+            order: Default::default(),
         })
     );
     let delta = b("CLIENT_ERROR invalid numeric delta argument\r\n");
@@ -363,6 +364,7 @@ fn incr_decr() {
             value,
             cas: 1,
             ttl: None,
+            created: false,
         })
     };
     assert_eq!(answer(b"incr n 5\r\n", |_| v(15)), b("15\r\n"));
@@ -614,9 +616,42 @@ fn mg_parses_flags() {
                 vivify: Some(30),
                 recache_below: Some(20),
                 new_cas: Some(9),
+                order: FlagOrder {
+                    vivify_after_touch: false,
+                    ttl_before_touch: false,
+                    ttl_before_vivify: false,
+                    recache_before_touch: false,
+                },
+                hand_out_wins: true,
             }
         })
     );
+    // t and R before T see the TTL from before the touch; a too-long opaque cuts the
+    // flags after it, and no win is handed out.
+    match command(b"mg foo t R5 T9 N1\r\n") {
+        Command::Get(g) => assert_eq!(
+            g.options.order,
+            FlagOrder {
+                vivify_after_touch: true,
+                ttl_before_touch: true,
+                ttl_before_vivify: true,
+                recache_before_touch: true,
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    let long = format!("mg foo T9 O{} N1 R5\r\n", "a".repeat(32));
+    match command(long.as_bytes()) {
+        Command::Get(g) => {
+            let o = g.options;
+            assert_eq!(
+                (o.touch, o.vivify, o.recache_below),
+                (Some(9), Some(0), None)
+            );
+            assert!(!o.hand_out_wins && o.no_update && !o.order.vivify_after_touch);
+        }
+        other => panic!("{other:?}"),
+    }
     let r = meta_reply(b"mg bWs= b k v q O123\r\n");
     assert_eq!(r.key, b(b"bWs="));
     assert!(r.base64_key && r.value && r.quiet);
@@ -694,7 +729,7 @@ fn mg_encoding_as_memcached() {
 
 #[test]
 fn meta_errors_as_memcached() {
-    let cases: [(&[u8], &str); 18] = [
+    let cases: [(&[u8], &str); 17] = [
         (b"mg foo zz\r\n", "CLIENT_ERROR invalid flag"),
         (b"mg foo v v\r\n", "CLIENT_ERROR duplicate flag"),
         (b"mg foo x\r\n", "CLIENT_ERROR invalid flag"),
@@ -711,10 +746,6 @@ fn meta_errors_as_memcached() {
         (b"me\r\n", "CLIENT_ERROR bad command line format"),
         (b"me x b\r\n", "CLIENT_ERROR bad command line format"),
         (
-            b"mg a O123456789012345678901234567890123\r\n",
-            "CLIENT_ERROR opaque token too long",
-        ),
-        (
             b"mg a 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18\r\n",
             "CLIENT_ERROR options flags are too long",
         ),
@@ -726,6 +757,15 @@ fn meta_errors_as_memcached() {
     for (input, want) in cases {
         assert_eq!(err(input), Bytes::from(format!("{want}\r\n")), "{input:?}");
     }
+    // A too-long opaque still lets mg read (memcached checks it while writing the reply).
+    let long = b"mg a v O123456789012345678901234567890123\r\n";
+    assert!(matches!(command(long), Command::Get(_)));
+    assert_eq!(
+        answer(long, |_| Outcome::Values(vec![Some(item(
+            b"a", b"1", 0, 1
+        ))])),
+        b("CLIENT_ERROR opaque token too long\r\n")
+    );
     let long = format!("mg {} v\r\n", "k".repeat(251));
     assert_eq!(
         err(long.as_bytes()),
@@ -866,14 +906,36 @@ fn ma_as_memcached() {
             compare_cas: Some(2),
             new_cas: None,
             vivify: Some((10, 0)),
-            touch: Some(5)
+            touch: Some(5),
+            order: Default::default(),
         })
     );
+    // memcached applies T and N in line order while writing the reply; t shows the TTL
+    // at its own place.
+    match command(b"ma cnt t T5 N0\r\n") {
+        Command::Arith(a) => assert_eq!(
+            a.order,
+            FlagOrder {
+                vivify_after_touch: true,
+                ttl_before_touch: true,
+                ttl_before_vivify: true,
+                recache_before_touch: false,
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
     match command(b"ma cnt\r\n") {
         Command::Arith(a) => assert_eq!((a.op, a.delta, a.vivify), (ArithOp::Incr, 1, None)),
         other => panic!("{other:?}"),
     }
-    let v = |value, cas, ttl| Outcome::Arith(ArithOutcome::Value { value, cas, ttl });
+    let v = |value, cas, ttl| {
+        Outcome::Arith(ArithOutcome::Value {
+            value,
+            cas,
+            ttl,
+            created: false,
+        })
+    };
     assert_eq!(
         answer(b"ma cnt N0 J10 v\r\n", |_| v(10, 34, None)),
         b("VA 2\r\n10\r\n")
@@ -888,6 +950,25 @@ fn ma_as_memcached() {
         Bytes::new()
     );
     assert_eq!(answer(b"ma cnt v q\r\n", |_| v(12, 36, None)), Bytes::new());
+    // Verified against memcached 1.6.18: quiet mode does not hide a creation, and a
+    // too-long opaque fails only after the counter was changed.
+    let created = Outcome::Arith(ArithOutcome::Value {
+        value: 0,
+        cas: 37,
+        ttl: None,
+        created: true,
+    });
+    assert_eq!(
+        answer(b"ma cnt q N0 k\r\n", |_| created.clone()),
+        b("HD kcnt\r\n")
+    );
+    let long = format!("ma cnt v O{}\r\n", "a".repeat(32));
+    let r = req(long.as_bytes());
+    assert!(matches!(r.command, Command::Arith(_)));
+    assert_eq!(
+        answer(long.as_bytes(), |_| v(13, 38, None)),
+        b("CLIENT_ERROR opaque token too long\r\n")
+    );
     let a = |o| Outcome::Arith(o);
     assert_eq!(
         answer(b"ma cnt q\r\n", |_| a(ArithOutcome::NotFound)),

@@ -138,6 +138,19 @@ fn exp_abs(e: i64, now: u64) -> u64 {
     }
 }
 
+/// The TTL memcached's meta `t` shows for a model exptime: `exptime - current_time` on
+/// its relative clock (which starts at 62 s when the store starts, at `T0`), as an
+/// unsigned 32-bit number; an already expired exptime is 1 on that clock.
+fn meta_ttl(exp: u64, now: u64) -> Option<i64> {
+    let current = now as i64 - T0 as i64 + 62;
+    let relative = match exp {
+        0 => return None,
+        1 => 1,
+        e => e as i64 - T0 as i64 + 62,
+    };
+    Some((relative - current).rem_euclid(1 << 32))
+}
+
 fn model_parse(v: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(v).ok()?.trim_start();
     let digits: &str = &s[..s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len())];
@@ -280,11 +293,7 @@ fn run_model_test(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     if let Some(t) = touch {
                         it.exp = exp_abs(t, now);
                     }
-                    let ttl = if it.exp == 0 {
-                        None
-                    } else {
-                        Some((it.exp as i64 - now as i64).max(0))
-                    };
+                    let ttl = meta_ttl(it.exp, now);
                     let r = (it.value.clone(), it.flags, it.cas, ttl, before.0, before.1);
                     if !no_update {
                         if it.fetched {
@@ -349,12 +358,13 @@ fn run_model_test(ops: Vec<Op>) -> Result<(), TestCaseError> {
                                 cas = it.cas;
                                 m.items.insert(k, it);
                             }
-                            let ttl = if exp == 0 {
-                                None
-                            } else {
-                                Some(exp as i64 - now as i64)
-                            };
-                            ArithOutcome::Value { value: n, cas, ttl }
+                            let ttl = meta_ttl(exp, now);
+                            ArithOutcome::Value {
+                                value: n,
+                                cas,
+                                ttl,
+                                created: false,
+                            }
                         }
                     },
                 };
@@ -440,7 +450,7 @@ proptest! {
                         let _ = s.arith(&arith(&k, ArithOp::Incr, u64::MAX));
                     }
                     7 => {
-                        let o = ReadOptions { vivify: Some(10), ..ReadOptions::default() };
+                        let o = ReadOptions { vivify: Some(10), hand_out_wins: true, ..ReadOptions::default() };
                         let _ = s.get(k.as_bytes(), &o);
                     }
                     8 => {
