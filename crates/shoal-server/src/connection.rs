@@ -39,6 +39,10 @@ pub async fn serve<B: Backend>(mut stream: TcpStream, dispatcher: Arc<Dispatcher
         if input.is_empty() && input.capacity() > READ_KEEP {
             input = BytesMut::with_capacity(READ_CAPACITY);
         }
+        // Room for a whole READ_CAPACITY buffer, as memcached reads into its 16 KiB
+        // buffer (after moving what is left to its front): a line arriving whole is then
+        // read whole, and one over 2048 bytes is not closed on for being cut by a small read.
+        input.reserve(READ_CAPACITY.saturating_sub(input.len()));
         match stream.read_buf(&mut input).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
@@ -77,6 +81,11 @@ pub async fn serve<B: Backend>(mut stream: TcpStream, dispatcher: Arc<Dispatcher
                 } => {
                     if let Some(command) = command {
                         dispatcher.dispatch(command).await;
+                    }
+                    if must_close {
+                        // memcached's conn_closing drops the replies it has not sent yet
+                        // (those of the requests read in the same batch).
+                        output.clear();
                     }
                     output.extend_from_slice(&reply);
                     swallow = rest;
