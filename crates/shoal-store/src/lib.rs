@@ -584,7 +584,8 @@ impl Store {
         };
         let value = arith::apply(cmd.op, value, cmd.delta);
         let digits = value.to_string();
-        let cas = if digits.len() <= it.value().len() {
+        let in_place = digits.len() <= it.value().len();
+        let cas = if in_place {
             let cas = self.cas_for(cmd.new_cas);
             let it = sh.item_mut(idx);
             arith::write_in_place(it.value_mut(), digits.as_bytes());
@@ -603,12 +604,18 @@ impl Store {
             self.link(&mut sh, &ctx, hash, Some(idx), grown, cmd.new_cas)
                 .ok_or(ServerError::OutOfMemory)?
         };
+        // memcached applies T to the item do_add_delta hands back: the one changed in
+        // place, or the old one a grown value replaced, so the new item keeps its TTL
+        // (while `t` after `T` still shows the touched one).
         let it = sh.item_mut(idx);
         let mut shown = it.exptime();
         if let Some(t) = cmd.touch {
-            it.set_exptime(absolute(t, now as u64));
+            let touched = absolute(t, now as u64);
+            if in_place {
+                it.set_exptime(touched);
+            }
             if !cmd.order.ttl_before_touch {
-                shown = it.exptime();
+                shown = touched;
             }
         }
         Ok(ArithOutcome::Value {

@@ -555,6 +555,19 @@ fn arith_keeps_flags_and_exptime_and_checks_cas() {
         }
         o => panic!("{o:?}"),
     }
+    assert_eq!(get(&s, "n").unwrap().ttl, Some(7));
+    // Verified against memcached 1.6.18: a value that outgrows its item goes to a new
+    // item and the touch lands on the old one, so the TTL stays (`t` shows the touch).
+    let mut t = arith("n", ArithOp::Incr, 1);
+    t.touch = Some(-1);
+    t.delta = 1000;
+    match s.arith(&t).unwrap() {
+        ArithOutcome::Value { value, ttl, .. } => {
+            assert_eq!((value, ttl), (1099, Some((1 << 32) - 61)))
+        }
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(get(&s, "n").unwrap().ttl, Some(7));
 }
 
 #[test]
