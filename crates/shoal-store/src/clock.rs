@@ -1,6 +1,8 @@
-//! Time sources: the [`Clock`] trait, the system wall clock and a manual clock for tests.
+//! Time sources: the [`Clock`] trait, the system clock (kept as memcached keeps it) and a
+//! manual clock for tests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// A source of the current unix time in seconds. Tests use a manual clock.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -8,16 +10,39 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> u64;
 }
 
-/// The system's wall clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+/// The system clock as memcached 1.6.18 keeps it: the wall-clock second at creation,
+/// advanced by the whole seconds of monotonic time since. Like memcached's
+/// `clock_handler`, it ticks in phase with the start rather than with the wall clock's
+/// seconds (so both agree on TTLs to the second), and never jumps when the wall clock is
+/// set.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    start_wall: u64,
+    start: Instant,
+}
+
+impl SystemClock {
+    /// A clock starting now.
+    pub fn new() -> SystemClock {
+        SystemClock {
+            start_wall: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new()
+    }
+}
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        self.start_wall + self.start.elapsed().as_secs()
     }
 }
 
@@ -68,6 +93,6 @@ mod tests {
 
     #[test]
     fn system_clock_is_after_2020() {
-        assert!(SystemClock.now() > 1_577_836_800);
+        assert!(SystemClock::new().now() > 1_577_836_800);
     }
 }

@@ -170,7 +170,7 @@ enum CasResult {
 impl Store {
     /// A store on the system clock.
     pub fn new(config: StoreConfig) -> Store {
-        Store::with_clock(config, Arc::new(SystemClock))
+        Store::with_clock(config, Arc::new(SystemClock::new()))
     }
 
     /// A store on the given clock.
