@@ -141,7 +141,8 @@ impl Generator {
     /// Numbers stay below 2^62 and never come from append/prepend (`numeric` false):
     /// memcached 1.6.18 parses a stored number >= 2^63 for incr/decr with a `strchr`
     /// for '-' that runs past the value into whatever memory follows, so its answer for
-    /// such values is not deterministic and cannot be compared.
+    /// such values is not deterministic and cannot be compared. For the same reason no
+    /// value is all whitespace (see below).
     fn value(&mut self, safe: bool, numeric: bool) -> Vec<u8> {
         if numeric && self.chance(30) {
             let numbers = [
@@ -172,7 +173,11 @@ impl Generator {
         }
         if !safe && self.chance(20) {
             let mut v: Vec<u8> = (0..len).map(|_| self.rng.gen::<u8>()).collect();
-            if !numeric {
+            // A value of nothing but C whitespace is never stored either: memcached's
+            // incr/decr (`strtoull`) skips it and its "\r\n" and parses whatever bytes
+            // follow the item in slab memory (e.g. digits left by a freed item), which
+            // no other server can reproduce.
+            if !numeric || v.iter().all(|b| b" \t\n\x0b\x0c\r".contains(b)) {
                 v[0] = b'#';
             }
             return v;
