@@ -4,6 +4,8 @@
 //! Timing is kept out of the stream: TTLs are 0, large, negative, or absolute times far in
 //! the past or future, never a few seconds whose expiry could race with the test.
 
+use std::collections::HashSet;
+
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -34,6 +36,16 @@ pub struct Generator {
     now: i64,
     /// A key just read with its CAS: the next command is a CAS update of it.
     pending_cas: Option<Vec<u8>>,
+    /// Keys that may hold a number an incr/decr shortened, since their last sure
+    /// overwrite or delete: they get no append or prepend.
+    ///
+    /// memcached 1.6.18 shortens a number in place, padded with spaces, unless another
+    /// of its threads (its LRU maintainer) holds a reference to the item at that moment;
+    /// then it writes a new unpadded item. The normaliser equates a padded and an
+    /// unpadded number, but not once data was appended: `incr` then reads `1  @x` (2) or
+    /// `1@x` (non-numeric). A memcached-vs-memcached run differed exactly so (seed 31 at
+    /// 6000 commands, `incr k5 1` at #3129, before this exclusion).
+    padded: HashSet<Vec<u8>>,
 }
 
 impl Generator {
@@ -48,6 +60,7 @@ impl Generator {
             keys,
             now,
             pending_cas: None,
+            padded: HashSet::new(),
         }
     }
 
@@ -227,6 +240,12 @@ impl Generator {
             _ => "prepend",
         };
         let key = self.key();
+        // No append/prepend to a possibly padded number (see `padded`).
+        let verb = if verb.ends_with("pend") && self.padded.contains(&key) {
+            "set"
+        } else {
+            verb
+        };
         let flags = self.client_flags();
         let exptime = self.exptime();
         let noreply = self.noreply();
@@ -274,6 +293,9 @@ impl Generator {
             return cmd;
         }
         let data = self.value(!good_line, numeric);
+        if verb == "set" && good_line {
+            self.padded.remove(&key);
+        }
         cmd.raw(format!(" {flags} {exptime} {}{noreply}\r\n", data.len()))
             .raw(data)
             .raw("\r\n");
@@ -342,6 +364,7 @@ impl Generator {
             self.fresh_token(book, &key, &mut cmd);
             cmd.raw("\r\n");
         } else {
+            self.padded.insert(key.clone());
             cmd.raw("ma ").raw(&key).raw(" v C");
             self.fresh_token(book, &key, &mut cmd);
             cmd.raw("\r\n");
@@ -387,6 +410,7 @@ impl Generator {
     fn arith(&mut self) -> Cmd {
         let verb = self.pick(&["incr", "decr"]);
         let key = self.key();
+        self.padded.insert(key.clone());
         let delta = match self.rng.gen_range(0..100) {
             0..=39 => "1".to_string(),
             40..=79 => self.rng.gen_range(0..1000u32).to_string(),
@@ -436,6 +460,9 @@ impl Generator {
         if self.chance(2) {
             cmd.raw("delete\r\n");
         } else {
+            if matches!(tail, "" | " noreply" | " 0" | " 0 noreply") {
+                self.padded.remove(&key);
+            }
             cmd.raw("delete ").raw(key).raw(format!("{tail}\r\n"));
         }
         cmd
@@ -650,6 +677,12 @@ impl Generator {
             } else {
                 self.pick(&["E", "A", "P", "R", "S", "a", "p", "X", "set"])
             };
+            // No append/prepend to a possibly padded number (see `padded`).
+            let mode = if ["A", "P"].contains(&mode) && self.padded.contains(&mk.decoded) {
+                "S"
+            } else {
+                mode
+            };
             numeric = !["A", "P", "a", "p"].contains(&mode);
             flags.push(format!("M{mode}"));
         }
@@ -705,6 +738,7 @@ impl Generator {
 
     fn ma(&mut self, book: &CasBook) -> Cmd {
         let mk = self.meta_key();
+        self.padded.insert(mk.decoded.clone());
         let mut flags = Vec::new();
         for (flag, p) in [("q", 10), ("t", 10), ("c", 20), ("v", 40), ("k", 10)] {
             if self.chance(p) {
