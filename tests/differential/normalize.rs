@@ -191,6 +191,9 @@ fn parse_u64(bytes: &[u8]) -> Option<u64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
+/// How far apart two servers' TTL or last-access seconds may be.
+const TIME_TOLERANCE_SECS: i64 = 2;
+
 /// Whether two normalised replies are equivalent.
 pub fn equivalent(a: &Normalized, b: &Normalized) -> bool {
     a.end == b.end
@@ -206,9 +209,11 @@ pub fn equivalent(a: &Normalized, b: &Normalized) -> bool {
 
 fn tokens_match(a: &Token, b: &Token) -> bool {
     match (a, b) {
-        // -1 means "never expires": no tolerance there.
+        // -1 means "never expires": no tolerance there. Otherwise 2 s: memcached's clock
+        // is a once-a-second timer that, on a loaded machine, runs late and then jumps by
+        // 2 s (seen with seed 51 under load average 5 on 2 cores).
         (Token::Approx(la, x), Token::Approx(lb, y)) => {
-            la == lb && (*x == -1) == (*y == -1) && (x - y).abs() <= 1
+            la == lb && (*x == -1) == (*y == -1) && (x - y).abs() <= TIME_TOLERANCE_SECS
         }
         _ => a == b,
     }
@@ -277,10 +282,10 @@ mod tests {
     }
 
     #[test]
-    fn ttl_may_differ_by_one_second_only() {
+    fn ttl_may_differ_by_two_seconds_only() {
         let (mut a, mut b) = (CasMap::default(), CasMap::default());
         let x = normalize(&raw(&[b"HD t3600\r\n"]), &mut a, None);
-        let y = normalize(&raw(&[b"HD t3599\r\n"]), &mut b, None);
+        let y = normalize(&raw(&[b"HD t3598\r\n"]), &mut b, None);
         let z = normalize(&raw(&[b"HD t3597\r\n"]), &mut b, None);
         let never = normalize(&raw(&[b"HD t-1\r\n"]), &mut b, None);
         let zero = normalize(&raw(&[b"HD t0\r\n"]), &mut b, None);
