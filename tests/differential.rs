@@ -5,7 +5,7 @@
 //!
 //! Not compared, because they legitimately differ: `stats` (never sent), the text of
 //! `version`, the details of `me` output, the numeric value of CAS tokens (only which
-//! token is which), and `t`/`l` meta values up to one second apart. The generator also
+//! token is which), and `t`/`l` meta values up to two seconds apart. The generator also
 //! never lets a stored number reach 2^63, nor stores a value made only of whitespace:
 //! memcached 1.6.18's incr/decr on such values reads past the value into slab memory
 //! (for a '-', or for digits) and its answer depends on that memory (see `gen.rs`).

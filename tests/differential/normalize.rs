@@ -1,6 +1,6 @@
 //! Normalising replies so two servers can be compared: CAS numbers are mapped to canonical
 //! tokens by order of first appearance (per server), version strings and `me` details are
-//! blanked, TTL (`t`) / last-access (`l`) meta values may differ by one second, and a
+//! blanked, TTL (`t`) / last-access (`l`) meta values may differ by two seconds, and a
 //! number padded with trailing spaces by an in-place incr/decr equals the unpadded one.
 
 use std::collections::HashMap;
