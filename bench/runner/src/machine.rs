@@ -65,13 +65,24 @@ pub fn shoal_version(binary: &Path) -> String {
     let version = first_line(&[&binary.display().to_string(), "--version"]);
     let commit = first_line(&["git", "rev-parse", "--short", "HEAD"]);
     let dirty = Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
+        .args([
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!bench",
+        ])
         .output()
         .map(|o| !o.stdout.is_empty())
         .unwrap_or(false);
     format!(
         "{version} (git {commit}{})",
-        if dirty { ", uncommitted changes" } else { "" }
+        if dirty {
+            ", uncommitted changes outside bench/"
+        } else {
+            ""
+        }
     )
 }
 

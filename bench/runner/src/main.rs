@@ -43,8 +43,9 @@ struct Cli {
     /// Offered rate of the latency workload, requests/s.
     #[arg(long, default_value_t = 25_000.0)]
     rate: f64,
-    /// Key counts of the growth workload, smaller first.
-    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 10_000_000])]
+    /// Key counts of the growth workload, smaller first [default: 1000000,10000000;
+    /// quick: 200000,2000000].
+    #[arg(long, value_delimiter = ',')]
     growth: Vec<u64>,
     /// Run only these workload ids (comma-separated; see --list).
     #[arg(long, value_delimiter = ',')]
@@ -79,6 +80,8 @@ fn main() -> Result<()> {
         threads: cli.threads,
         rate: cli.rate,
         growth: match cli.growth.as_slice() {
+            [] if cli.quick => [200_000, 2_000_000],
+            [] => [1_000_000, 10_000_000],
             [small, large] => [*small, *large],
             _ => bail!("--growth takes two key counts"),
         },

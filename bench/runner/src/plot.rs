@@ -47,7 +47,7 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> Result<()> {
         .caption(title, ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(40)
-        .y_label_area_size(620)
+        .y_label_area_size(520)
         .build_cartesian_2d(0f64..x_max, 0f64..count as f64)
         .map_err(|e| anyhow!("{e}"))?;
     chart
@@ -88,10 +88,7 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> Result<()> {
         let sign = if score.lower_is_better { "<=" } else { ">=" };
         let label = format!(
             "{}: {}  [{:.2}, {sign} {:.2}]",
-            short(&row.workload),
-            row.metric,
-            score.value,
-            score.target
+            row.id, row.metric, score.value, score.target
         );
         let (x, y) = chart.backend_coord(&(0.0, (top + bottom) / 2.0));
         root.draw(&Text::new(
@@ -108,13 +105,4 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))
         .context("cannot write the PNG")?;
     Ok(())
-}
-
-fn short(title: &str) -> String {
-    let cut: String = title.chars().take(42).collect();
-    if cut.len() < title.len() {
-        format!("{cut}...")
-    } else {
-        cut
-    }
 }

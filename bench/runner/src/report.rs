@@ -43,6 +43,8 @@ impl Score {
 pub struct Row {
     /// Workload title.
     pub workload: String,
+    /// Workload id (short, for the plot).
+    pub id: String,
     /// Metric label.
     pub metric: String,
     /// memcached's median (or max, for RSS).
@@ -125,6 +127,7 @@ pub fn rows(workloads: &[Workload], samples: &[Samples]) -> Vec<Row> {
             };
             rows.push(Row {
                 workload: workload.title.clone(),
+                id: workload.id.clone(),
                 metric: label,
                 memcached,
                 shoal,
@@ -165,10 +168,11 @@ fn growth_row(
     };
     Some(Row {
         workload: format!(
-            "{} vs {}",
-            workloads[index].title,
-            workloads[index - 1].title
+            "W5 growth: {} vs {}",
+            workloads[index].id,
+            workloads[index - 1].id
         ),
+        id: format!("{} vs {}", workloads[index].id, workloads[index - 1].id),
         metric: "throughput, larger / smaller key count (each server vs itself)".into(),
         memcached: memcached / base_m,
         shoal: score.value,
