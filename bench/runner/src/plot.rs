@@ -34,7 +34,7 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> Result<()> {
     let judged: Vec<&Row> = rows.iter().filter(|r| r.score.is_some()).collect();
     let count = judged.len().max(1);
     let height = 120 + 30 * count as u32;
-    let root = BitMapBackend::new(path, (1400, height)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1500, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let x_max = judged
         .iter()
@@ -47,7 +47,7 @@ pub fn draw(rows: &[Row], title: &str, path: &Path) -> Result<()> {
         .caption(title, ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(40)
-        .y_label_area_size(520)
+        .y_label_area_size(600)
         .build_cartesian_2d(0f64..x_max, 0f64..count as f64)
         .map_err(|e| anyhow!("{e}"))?;
     chart

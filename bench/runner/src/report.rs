@@ -173,7 +173,7 @@ fn growth_row(
             workloads[index - 1].id
         ),
         id: format!("{} vs {}", workloads[index].id, workloads[index - 1].id),
-        metric: "throughput, larger / smaller key count (each server vs itself)".into(),
+        metric: "throughput, larger / smaller key count, per server".into(),
         memcached: memcached / base_m,
         shoal: score.value,
         ratio: "-".into(),
