@@ -170,6 +170,7 @@ pub fn all(scale: &Scale) -> Vec<Workload> {
             ]),
         },
         metrics: vec![
+            (Metric::Throughput, Target::Info),
             (Metric::P50, Target::Info),
             (Metric::P99, Target::RatioAtMost(1.0)),
             (Metric::P999, Target::Info),
