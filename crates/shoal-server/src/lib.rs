@@ -7,6 +7,7 @@ pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod listener;
+pub mod session;
 pub mod stats;
 
 use std::io;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use backend::{Backend, LocalBackend};
 pub use config::ServerConfig;
 pub use dispatch::{Dispatcher, VERSION};
+pub use shoal_command::{Command, Outcome};
 use tokio::net::TcpListener;
 
 /// A bound, not yet running server.
