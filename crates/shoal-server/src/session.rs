@@ -332,3 +332,7 @@ fn multiget_command(input: &[u8]) -> Option<usize> {
         None
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
