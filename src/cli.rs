@@ -7,7 +7,13 @@ use clap::{Args, Parser, Subcommand};
 
 /// Shoal: a memcached-compatible in-memory cache.
 #[derive(Debug, Parser)]
-#[command(name = "shoal", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "shoal",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    args_override_self = true
+)]
 pub struct Cli {
     /// What to run; without a subcommand, a server.
     #[command(subcommand)]
@@ -21,6 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Subcommands {
     /// Run a cache node (the default).
+    #[command(args_override_self = true)]
     Server(ServerArgs),
 }
 

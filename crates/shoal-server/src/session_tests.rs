@@ -94,7 +94,10 @@ async fn a_multiget_of_one_big_value_many_times_flushes_between_keys() {
     let (out, closed, _, max_out) = run(&d, &req, 64 * 1024).await;
     assert!(!closed);
     assert!(max_out < OUTPUT_FLUSH + 501_000, "output grew to {max_out}");
-    assert_eq!(out.len(), 8 + 100 * (500_000 + 2 + b"VALUE big 0 500000\r\n".len()) + 5);
+    assert_eq!(
+        out.len(),
+        8 + 100 * (500_000 + 2 + b"VALUE big 0 500000\r\n".len()) + 5
+    );
     assert!(out.ends_with(b"\r\nEND\r\n"));
 }
 
@@ -134,7 +137,10 @@ async fn a_long_non_get_line_closes_and_a_nul_ends_a_long_get() {
     assert!(!closed);
     let text = String::from_utf8(out).unwrap();
     assert!(text.starts_with("STORED\r\nVALUE b 0 1 "), "{text}");
-    assert!(text.ends_with("\r\nB\r\nEND\r\nVERSION 1.6.18-shoal-0.1.0\r\n"), "{text}");
+    assert!(
+        text.ends_with("\r\nB\r\nEND\r\nVERSION 1.6.18-shoal-0.1.0\r\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
