@@ -249,7 +249,8 @@ impl Session {
         let Some(word_end) = multiget_command(input) else {
             return Progress::NeedInput;
         };
-        let window = &input[..self.limits.max_line];
+        // The piece plus its line end must fit the parser's line limit.
+        let window = &input[..self.limits.max_line - 2];
         let (cut, last) = match window.iter().position(|&b| b == 0) {
             // A NUL byte ends the command: what follows it on the line is ignored.
             Some(nul) => (nul, true),
@@ -295,15 +296,25 @@ impl Session {
                     Progress::Continue
                 }
                 // A `get`/`gets` line parses as a get or not at all.
-                _ => Progress::Close,
+                _ => {
+                    self.closing = true;
+                    Progress::Close
+                }
             },
-            Parse::Invalid { reply, .. } => {
+            Parse::Invalid { reply, close, .. } => {
                 // A key too long: the rest of the line is refused with it.
                 output.extend_from_slice(&reply);
                 self.skip_line = true;
+                if close {
+                    self.closing = true;
+                    return Progress::Close;
+                }
                 Progress::Continue
             }
-            Parse::Incomplete => Progress::Close,
+            Parse::Incomplete => {
+                self.closing = true;
+                Progress::Close
+            }
         }
     }
 }

@@ -172,3 +172,22 @@ async fn waiting_input_stays_within_the_bound() {
     assert!(max_in <= 2200, "input grew to {max_in}");
     assert!(out.starts_with(b"CLIENT_ERROR "), "{out:?}");
 }
+
+#[tokio::test]
+async fn a_multiget_of_200000_keys_read_in_big_chunks_is_answered() {
+    let d = dispatcher(Limits::default());
+    let mut req = b"set many:0 0 0 1\r\nx\r\nset many:199999 0 0 1\r\ny\r\nget".to_vec();
+    for i in 0..200_000 {
+        req.extend_from_slice(format!(" many:{i}").as_bytes());
+    }
+    req.extend_from_slice(b"\r\nmn\r\n");
+    for chunk in [2_000_000, 65_533, 65_536, 70_000] {
+        let (out, closed, _, _) = run(&d, &req, chunk).await;
+        assert!(!closed);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "STORED\r\nSTORED\r\nVALUE many:0 0 1\r\nx\r\nVALUE many:199999 0 1\r\ny\r\nEND\r\nMN\r\n",
+            "read in chunks of {chunk}"
+        );
+    }
+}
