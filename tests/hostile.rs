@@ -2,7 +2,8 @@
 //! stay under 128 MiB resident through idle floods, slowloris half-lines, a 4 MiB line
 //! with no newline, declared value lengths of 2^32 and 2^64-1, binary headers announcing
 //! 4 GiB bodies, random garbage, a multi-get of 200,000 keys, thousands of malformed meta
-//! commands and a client that pipelines gets of a 500 KB value but never reads.
+//! commands and a client that pipelines gets of a 500 KB value but never reads, with the
+//! cache filled to its limit first.
 //!
 //! The peak resident set is read from /proc/PID/status (VmRSS polled, VmHWM at the end)
 //! and printed. With `SHOAL_TEST_TARGET=memcached` the same storm runs against memcached
@@ -250,6 +251,32 @@ fn drain_until(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Fills the cache past its 64 MiB (1,900 values of 50 KB, evicting), so that the storm
+/// meets a full store.
+fn fill_the_cache(port: u16) {
+    let value = vec![b'f'; 50_000];
+    let mut conn = connect(port);
+    let mut batch = Vec::new();
+    for i in 0..1900 {
+        batch.extend_from_slice(format!("set fill:{i} 0 0 50000 noreply\r\n").as_bytes());
+        batch.extend_from_slice(&value);
+        batch.extend_from_slice(b"\r\n");
+        if i % 100 == 99 {
+            assert_eq!(pour(&mut conn, &batch), batch.len(), "filling the cache");
+            batch.clear();
+        }
+    }
+    let mut client = TextClient::connect(port);
+    assert_eq!(conn.write(b"mn\r\n").unwrap(), 4);
+    let mut reply = [0u8; 4];
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"MN\r\n");
+    assert!(
+        client.get("fill:1899").is_some(),
+        "the last value filled is there"
+    );
+}
+
 /// Pipelines 2,000 gets of a 500 KB value (a gigabyte of replies) and never reads;
 /// returns the connection, to close at the end.
 fn never_reads(port: u16) -> TcpStream {
@@ -280,6 +307,8 @@ fn a_storm_of_hostile_clients_leaves_memory_bounded_and_others_served() {
             }
         })
     };
+    // A full cache first: what the storm then stores evicts the oldest of these.
+    fill_the_cache(port);
     let slowest = Arc::new(AtomicU64::new(0));
     let good = {
         let (stop, slowest) = (Arc::clone(&stop), Arc::clone(&slowest));
