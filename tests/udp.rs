@@ -60,10 +60,15 @@ fn frame(request_id: u16, sequence: u16, total: u16, payload: &[u8]) -> Vec<u8> 
     d
 }
 
-/// Sends `datagram` and gathers the reply message: (request id, payload), checking the
-/// sequence numbers and total; None when nothing comes back.
+/// Sends `datagram` and gathers the (first) reply message: (request id, payload),
+/// checking the sequence numbers and total; None when nothing comes back.
 fn exchange(socket: &UdpSocket, port: u16, datagram: &[u8]) -> Option<(u16, Vec<u8>)> {
     socket.send_to(datagram, ("127.0.0.1", port)).unwrap();
+    message(socket)
+}
+
+/// Gathers one reply message.
+fn message(socket: &UdpSocket) -> Option<(u16, Vec<u8>)> {
     let mut parts: Vec<Option<Vec<u8>>> = Vec::new();
     let mut request_id = None;
     let mut buf = [0u8; 2048];
@@ -117,9 +122,13 @@ fn udp_answers_framed_requests_and_ignores_malformed_datagrams() {
     let socket = socket();
     let ask = |id: u16, payload: &[u8]| exchange(&socket, udp_port, &frame(id, 0, 1, payload));
 
+    // Two requests in a datagram: two reply messages, as memcached sends them.
     let (id, reply) = ask(0x1234, b"set k 5 0 3\r\nabc\r\nget k\r\n").unwrap();
     assert_eq!(id, 0x1234);
-    assert_eq!(reply, b"STORED\r\nVALUE k 5 3\r\nabc\r\nEND\r\n");
+    assert_eq!(reply, b"STORED\r\n");
+    let (id, reply) = message(&socket).unwrap();
+    assert_eq!(id, 0x1234);
+    assert_eq!(reply, b"VALUE k 5 3\r\nabc\r\nEND\r\n");
     // A reply of many datagrams, numbered in order.
     let value = vec![b'v'; 5000];
     let mut set = b"set big 0 0 5000\r\n".to_vec();
@@ -151,6 +160,8 @@ fn udp_answers_framed_requests_and_ignores_malformed_datagrams() {
         .collect();
     garbage[4..6].copy_from_slice(&[0xde, 0xad]);
     assert_eq!(exchange(&socket, udp_port, &garbage), None);
+    // A bad command in a good frame is answered, as memcached does.
+    assert_eq!(ask(10, b"bogus\r\n").unwrap().1, b"ERROR\r\n");
     // A request whose data does not fit its datagram: nothing to answer.
     assert_eq!(ask(8, b"set k 0 0 100\r\nabc"), None);
 

@@ -69,26 +69,34 @@ pub fn datagrams(request_id: u16, reply: &[u8]) -> Option<Vec<BytesMut>> {
     Some(out)
 }
 
-/// Answers the requests of one datagram's payload; None when nothing is to be sent.
+/// Answers the requests of one datagram's payload: one reply message per request, as
+/// memcached sends them (empty when nothing is to be sent, or when the replies would
+/// exceed `reply_max` bytes in all).
 pub async fn answer<B: Backend>(
     payload: &[u8],
     dispatcher: &Dispatcher<B>,
     reply_max: usize,
-) -> Option<BytesMut> {
+) -> Vec<BytesMut> {
     let mut session = Session::new(dispatcher.config().limits);
     let mut input = BytesMut::from(payload);
     let mut output = BytesMut::new();
+    let mut messages = Vec::new();
+    let mut total = 0;
     loop {
         let progress = session.process(&mut input, &mut output, dispatcher).await;
-        if output.len() > reply_max {
-            return None;
+        if total + output.len() > reply_max {
+            return Vec::new();
+        }
+        if !session.has_pending() && !output.is_empty() {
+            total += output.len();
+            messages.push(output.split());
         }
         match progress {
             Progress::Continue => {}
             Progress::NeedInput | Progress::Close => break,
         }
     }
-    (!output.is_empty()).then_some(output)
+    messages
 }
 
 /// One UDP socket's server.
@@ -127,11 +135,13 @@ impl<B: Backend> Udp<B> {
             let Some(frame) = Frame::request(datagram) else {
                 continue;
             };
-            let reply = answer(&datagram[HEADER_LEN..], &self.dispatcher, self.reply_max()).await;
-            let Some(datagrams) = reply.and_then(|r| datagrams(frame.request_id, &r)) else {
-                continue;
-            };
-            for datagram in datagrams {
+            let messages =
+                answer(&datagram[HEADER_LEN..], &self.dispatcher, self.reply_max()).await;
+            let mut outgoing = Vec::new();
+            for message in &messages {
+                outgoing.extend(datagrams(frame.request_id, message).unwrap_or_default());
+            }
+            for datagram in outgoing {
                 if let Ok(sent) = self.socket.send_to(&datagram, peer).await {
                     stats.bytes_written.fetch_add(sent as u64, Relaxed);
                 }
