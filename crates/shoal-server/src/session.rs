@@ -250,7 +250,7 @@ impl Session {
             return Progress::NeedInput;
         };
         // The piece plus its line end must fit the parser's line limit.
-        let window = &input[..self.limits.max_line - 2];
+        let window = &input[..self.limits.max_line.saturating_sub(2)];
         let (cut, last) = match window.iter().position(|&b| b == 0) {
             // A NUL byte ends the command: what follows it on the line is ignored.
             Some(nul) => (nul, true),
