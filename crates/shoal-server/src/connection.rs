@@ -22,8 +22,9 @@ use crate::backend::Backend;
 use crate::dispatch::Dispatcher;
 use crate::session::{Progress, Session, OUTPUT_FLUSH};
 
-/// Initial capacity of a connection's read buffer.
-const READ_CAPACITY: usize = 16 * 1024;
+/// Initial capacity of a connection's read buffer (it grows for bigger requests; idle
+/// connections stay cheap).
+const READ_CAPACITY: usize = 4 * 1024;
 /// A buffer that grew beyond this for one big request is given back once empty.
 const READ_KEEP: usize = 256 * 1024;
 
@@ -36,7 +37,7 @@ pub async fn serve<B: Backend>(mut stream: TcpStream, dispatcher: Arc<Dispatcher
     let mut session = Session::new(dispatcher.config().limits);
     let bound = session.input_bound();
     let mut input = BytesMut::with_capacity(READ_CAPACITY);
-    let mut output = BytesMut::with_capacity(READ_CAPACITY);
+    let mut output = BytesMut::new();
 
     loop {
         if input.is_empty() && input.capacity() > READ_KEEP {
@@ -124,7 +125,7 @@ async fn flush<B: Backend>(
     stats.bytes_written.fetch_add(written as u64, Relaxed);
     output.clear();
     if output.capacity() > READ_KEEP {
-        *output = BytesMut::with_capacity(READ_CAPACITY);
+        *output = BytesMut::new();
     }
     ok
 }
