@@ -7,7 +7,13 @@ use clap::{Args, Parser, Subcommand};
 
 /// Shoal: a memcached-compatible in-memory cache.
 #[derive(Debug, Parser)]
-#[command(name = "shoal", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "shoal",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    args_override_self = true
+)]
 pub struct Cli {
     /// What to run; without a subcommand, a server.
     #[command(subcommand)]
@@ -21,6 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Subcommands {
     /// Run a cache node (the default).
+    #[command(args_override_self = true)]
     Server(ServerArgs),
 }
 
@@ -49,9 +56,18 @@ pub struct ServerArgs {
     /// Largest item, in bytes with an optional k or m suffix [default: 1m].
     #[arg(short = 'I', long = "max-item-size", value_name = "SIZE")]
     pub max_item_size: Option<String>,
-    /// UDP port, 0 is off [default: 0].
+    /// UDP port on the listening interfaces, 0 is off [default: 0]. UDP speaks memcached's
+    /// 8-byte frame header; each request must fit in one datagram.
     #[arg(short = 'U', long = "udp-port", value_name = "PORT")]
     pub udp_port: Option<u16>,
+    /// Close connections idle for this many seconds, 0 is never (memcached's
+    /// `-o idle_timeout`) [default: 0].
+    #[arg(long = "idle-timeout", value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+    /// Longest request line, in bytes with an optional k or m suffix; a longer line
+    /// closes the connection, except a get line, answered piece by piece [default: 64k].
+    #[arg(long = "max-line", value_name = "SIZE")]
+    pub max_line: Option<String>,
     /// Verbose logging; -vv for more.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,

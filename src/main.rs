@@ -55,6 +55,9 @@ fn run_server(args: &ServerArgs) -> Result<()> {
         for addr in server.local_addrs() {
             tracing::info!(%addr, "listening");
         }
+        for addr in server.udp_addrs() {
+            tracing::info!(%addr, "listening on UDP");
+        }
         let dispatcher = Arc::clone(server.dispatcher());
         tokio::spawn(async move {
             wait_for_signal().await;

@@ -23,6 +23,8 @@ pub struct FileSettings {
     threads: Option<usize>,
     max_item_size: Option<String>,
     udp_port: Option<u16>,
+    idle_timeout: Option<u64>,
+    max_line: Option<String>,
     verbose: Option<u8>,
     disable_evictions: Option<bool>,
     disable_cas: Option<bool>,
@@ -37,6 +39,11 @@ impl FileSettings {
         toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
     }
 }
+
+/// The smallest `--max-line`: a little more than memcached's 2048-byte line rule.
+const MIN_MAX_LINE: usize = 4 * 1024;
+/// The largest `--max-line`: every connection may buffer this much.
+const MAX_MAX_LINE: usize = 16 * 1024 * 1024;
 
 /// Parses memcached's item size syntax: bytes, or a number with a `k` or `m` suffix.
 pub fn parse_size(text: &str) -> Result<usize> {
@@ -93,8 +100,16 @@ pub fn resolve(args: &ServerArgs) -> Result<NodeSettings> {
         bail!("-I cannot be larger than half of -m ({memory_mb} megabytes)");
     }
     let udp_port = args.udp_port.or(file.udp_port).unwrap_or(0);
-    if udp_port != 0 {
-        bail!("UDP is not supported yet: run with -U 0 (the default)");
+    let idle_timeout = match args.idle_timeout.or(file.idle_timeout).unwrap_or(0) {
+        0 => None,
+        secs => Some(std::time::Duration::from_secs(secs)),
+    };
+    let max_line = match args.max_line.clone().or(file.max_line) {
+        Some(text) => parse_size(&text)?,
+        None => Limits::default().max_line,
+    };
+    if !(MIN_MAX_LINE..=MAX_MAX_LINE).contains(&max_line) {
+        bail!("--max-line must be between 4k and 16m");
     }
     let threads = args.threads.or(file.threads).unwrap_or(4);
     if threads == 0 {
@@ -118,12 +133,14 @@ pub fn resolve(args: &ServerArgs) -> Result<NodeSettings> {
     let server = ServerConfig {
         listen,
         max_connections: conn_limit,
+        udp_port,
+        idle_timeout,
         threads,
         allow_shutdown: args.enable_shutdown || file.enable_shutdown.unwrap_or(false),
         verbosity: u32::from(verbose),
         limits: Limits {
             item_size_max,
-            ..Limits::default()
+            max_line,
         },
         store,
     };
@@ -167,6 +184,44 @@ mod tests {
         assert_eq!(node.server.store.max_bytes, 64 * 1024 * 1024);
         assert_eq!(node.server.store.item_size_max, 1024 * 1024);
         assert!(node.server.store.evict);
+        assert_eq!(node.server.udp_port, 0, "UDP is off by default");
+        assert_eq!(node.server.idle_timeout, None);
+        assert_eq!(node.server.limits.max_line, 64 * 1024);
+    }
+
+    #[test]
+    fn idle_timeout_udp_and_max_line_come_from_flags_or_file() {
+        let dir = std::env::temp_dir().join(format!("shoal-settings-idle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shoal.toml");
+        std::fs::write(
+            &path,
+            "idle_timeout = 30\nudp_port = 9000\nmax_line = \"8k\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(path),
+            ..ServerArgs::default()
+        };
+        let node = resolve(&args).unwrap();
+        assert_eq!(
+            node.server.idle_timeout,
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(node.server.udp_port, 9000);
+        assert_eq!(node.server.limits.max_line, 8 * 1024);
+        let args = ServerArgs {
+            idle_timeout: Some(0),
+            max_line: Some("100".into()),
+            ..args
+        };
+        assert!(resolve(&args).is_err(), "a 100-byte line limit is refused");
+        let args = ServerArgs {
+            max_line: None,
+            ..args
+        };
+        assert_eq!(resolve(&args).unwrap().server.idle_timeout, None);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! Shoal's network server: TCP listeners, the per-connection loop, and the dispatch of
-//! parsed commands to a [`Backend`] (the local store, later the cluster), with memcached's
-//! statistics. It knows nothing of how keys are placed across nodes.
+//! Shoal's network server: TCP listeners (and UDP with -U), the per-connection state
+//! machine and loop, and the dispatch of parsed commands to a [`Backend`] (the local
+//! store, later the cluster), with memcached's statistics. It knows nothing of how keys
+//! are placed across nodes.
 
 pub mod backend;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod listener;
+pub mod session;
 pub mod stats;
+pub mod udp;
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,13 +19,15 @@ use std::sync::Arc;
 pub use backend::{Backend, LocalBackend};
 pub use config::ServerConfig;
 pub use dispatch::{Dispatcher, VERSION};
-use tokio::net::TcpListener;
+pub use shoal_command::{Command, Outcome};
+use tokio::net::{TcpListener, UdpSocket};
 
 /// A bound, not yet running server.
 #[derive(Debug)]
 pub struct Server<B> {
     dispatcher: Arc<Dispatcher<B>>,
     listeners: Vec<TcpListener>,
+    udp: Vec<UdpSocket>,
 }
 
 impl<B: Backend> Server<B> {
@@ -35,9 +40,23 @@ impl<B: Backend> Server<B> {
             })?;
             listeners.push(listener);
         }
+        let mut udp = Vec::new();
+        if config.udp_port != 0 {
+            for addr in &config.listen {
+                let addr = SocketAddr::new(addr.ip(), config.udp_port);
+                let socket = UdpSocket::bind(addr).await.map_err(|error| {
+                    io::Error::new(
+                        error.kind(),
+                        format!("cannot listen on UDP {addr}: {error}"),
+                    )
+                })?;
+                udp.push(socket);
+            }
+        }
         Ok(Server {
             dispatcher: Dispatcher::new(backend, config),
             listeners,
+            udp,
         })
     }
 
@@ -46,6 +65,14 @@ impl<B: Backend> Server<B> {
         self.listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The UDP addresses bound (none unless UDP is on).
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
             .collect()
     }
 
@@ -63,6 +90,10 @@ impl<B: Backend> Server<B> {
                 listener,
                 Arc::clone(&self.dispatcher),
             )));
+        }
+        for socket in self.udp {
+            let udp = udp::Udp::new(socket, Arc::clone(&self.dispatcher));
+            loops.push(tokio::spawn(udp.run()));
         }
         let _ = shutdown.wait_for(|stop| *stop).await;
         for accept in loops {

@@ -114,6 +114,8 @@ pub struct ServerStats {
     pub total_connections: AtomicU64,
     /// Connections refused because of the connection limit.
     pub rejected_connections: AtomicU64,
+    /// Connections closed by the idle timeout.
+    pub idle_kicks: AtomicU64,
     /// Bytes read from clients.
     pub bytes_read: AtomicU64,
     /// Bytes written to clients.
@@ -130,6 +132,7 @@ impl Default for ServerStats {
             curr_connections: AtomicU64::new(0),
             total_connections: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            idle_kicks: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             commands: CommandCounters::default(),
@@ -243,6 +246,7 @@ impl ServerStats {
             ("bytes_written", self.bytes_written.load(Relaxed)),
             ("limit_maxbytes", config.store.max_bytes as u64),
             ("threads", config.threads as u64),
+            ("idle_kicks", self.idle_kicks.load(Relaxed)),
             ("bytes", store.bytes),
             ("curr_items", store.curr_items),
             ("total_items", store.total_items),
@@ -260,6 +264,7 @@ impl ServerStats {
         self.commands.reset();
         self.total_connections.store(0, Relaxed);
         self.rejected_connections.store(0, Relaxed);
+        self.idle_kicks.store(0, Relaxed);
         self.bytes_read.store(0, Relaxed);
         self.bytes_written.store(0, Relaxed);
     }
@@ -279,7 +284,7 @@ pub fn settings(config: &ServerConfig, verbosity: u32) -> Vec<(String, String)> 
         ("maxbytes".into(), config.store.max_bytes.to_string()),
         ("maxconns".into(), config.max_connections.to_string()),
         ("tcpport".into(), port.to_string()),
-        ("udpport".into(), "0".into()),
+        ("udpport".into(), config.udp_port.to_string()),
         ("inter".into(), inter),
         ("verbosity".into(), verbosity.to_string()),
         (
@@ -295,6 +300,10 @@ pub fn settings(config: &ServerConfig, verbosity: u32) -> Vec<(String, String)> 
             config.store.item_size_max.to_string(),
         ),
         ("flush_enabled".into(), "yes".into()),
+        (
+            "idle_timeout".into(),
+            config.idle_timeout.map_or(0, |d| d.as_secs()).to_string(),
+        ),
     ]
 }
 
