@@ -326,10 +326,10 @@ impl Session {
 
 /// Encodes a part of a multi-get's reply: its values, without the closing `END`.
 fn encode_without_end(reply: &ReplyTo, outcome: &Outcome, output: &mut BytesMut) {
-    let start = output.len();
-    shoal_proto::encode(reply, outcome, output);
-    if output[start..].ends_with(b"END\r\n") {
-        output.truncate(output.len() - 5);
+    match reply {
+        ReplyTo::Text(reply) => shoal_proto::text::encode_get_part(reply, outcome, output),
+        // Only text multi-gets are answered in parts.
+        other => shoal_proto::encode(other, outcome, output),
     }
 }
 

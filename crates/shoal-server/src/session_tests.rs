@@ -191,3 +191,16 @@ async fn a_multiget_of_200000_keys_read_in_big_chunks_is_answered() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_get_line_with_a_too_long_key_answers_only_the_error() {
+    let dispatcher = dispatcher(Limits::default());
+    let long_key = "k".repeat(251);
+    let input = format!("set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\nget a b {long_key} a\r\n");
+    let (answered, closed, _, _) = run(&dispatcher, input.as_bytes(), 1 << 20).await;
+    assert!(!closed);
+    assert_eq!(
+        String::from_utf8(answered).unwrap(),
+        "STORED\r\nSTORED\r\nCLIENT_ERROR bad command line format\r\n"
+    );
+}

@@ -36,10 +36,11 @@ fn put_value(out: &mut BytesMut, item: &ItemView, with_cas: bool) {
     out.put_slice(b"\r\n");
 }
 
-/// Encodes the reply to a classic text command.
-pub fn encode_text(reply: &TextReply, outcome: &Outcome, out: &mut BytesMut) {
-    if let (TextCommand::GetKeyTooLong, Outcome::Values(_)) = (reply.command, outcome) {
-        put_line(out, b"CLIENT_ERROR bad command line format");
+/// Encodes the values of one part of a multi-get's reply, without its closing `END`, for
+/// a server that answers a long multi-get a few keys at a time. A line refused for a key
+/// over 250 bytes shows nothing until its last part (then `encode_text` gives the error).
+pub fn encode_get_part(reply: &TextReply, outcome: &Outcome, out: &mut BytesMut) {
+    if reply.command == TextCommand::GetKeyTooLong {
         return;
     }
     if let Outcome::Values(items) = outcome {
@@ -47,6 +48,17 @@ pub fn encode_text(reply: &TextReply, outcome: &Outcome, out: &mut BytesMut) {
         for item in items.iter().flatten() {
             put_value(out, item, with_cas);
         }
+    }
+}
+
+/// Encodes the reply to a classic text command.
+pub fn encode_text(reply: &TextReply, outcome: &Outcome, out: &mut BytesMut) {
+    if let (TextCommand::GetKeyTooLong, Outcome::Values(_)) = (reply.command, outcome) {
+        put_line(out, b"CLIENT_ERROR bad command line format");
+        return;
+    }
+    if let Outcome::Values(_) = outcome {
+        encode_get_part(reply, outcome, out);
         out.put_slice(b"END\r\n");
         return;
     }

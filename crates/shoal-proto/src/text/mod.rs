@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::{Limits, Parse, Request};
 
-pub use encode::encode_text;
+pub use encode::{encode_get_part, encode_text};
 pub use meta_encode::encode_meta;
 
 /// Which classic command a reply answers.
