@@ -68,6 +68,10 @@ pub struct ServerArgs {
     /// closes the connection, except a get line, answered piece by piece [default: 64k].
     #[arg(long = "max-line", value_name = "SIZE")]
     pub max_line: Option<String>,
+    /// Most keys one get line may ask for; more get `CLIENT_ERROR too many keys in one
+    /// get`. 0 is no limit, as in memcached [default: 0].
+    #[arg(long = "max-get-keys", value_name = "N")]
+    pub max_get_keys: Option<usize>,
     /// Verbose logging; -vv for more.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,

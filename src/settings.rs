@@ -25,6 +25,7 @@ pub struct FileSettings {
     udp_port: Option<u16>,
     idle_timeout: Option<u64>,
     max_line: Option<String>,
+    max_get_keys: Option<usize>,
     verbose: Option<u8>,
     disable_evictions: Option<bool>,
     disable_cas: Option<bool>,
@@ -141,6 +142,7 @@ pub fn resolve(args: &ServerArgs) -> Result<NodeSettings> {
         limits: Limits {
             item_size_max,
             max_line,
+            max_get_keys: args.max_get_keys.or(file.max_get_keys).unwrap_or(0),
         },
         store,
     };
@@ -196,7 +198,7 @@ mod tests {
         let path = dir.join("shoal.toml");
         std::fs::write(
             &path,
-            "idle_timeout = 30\nudp_port = 9000\nmax_line = \"8k\"\n",
+            "idle_timeout = 30\nudp_port = 9000\nmax_line = \"8k\"\nmax_get_keys = 100\n",
         )
         .unwrap();
         let args = ServerArgs {
@@ -210,6 +212,7 @@ mod tests {
         );
         assert_eq!(node.server.udp_port, 9000);
         assert_eq!(node.server.limits.max_line, 8 * 1024);
+        assert_eq!(node.server.limits.max_get_keys, 100);
         let args = ServerArgs {
             idle_timeout: Some(0),
             max_line: Some("100".into()),

@@ -24,6 +24,7 @@ pub fn limits() -> Limits {
     Limits {
         item_size_max: 4096,
         max_line: 3000,
+        max_get_keys: 64,
     }
 }
 

@@ -39,6 +39,9 @@ pub struct Limits {
     pub item_size_max: usize,
     /// Longest text command line (without its data block) the parser buffers.
     pub max_line: usize,
+    /// Most keys one get line may ask for, 0 for no limit (memcached has none). Enforced
+    /// by the server as it answers a multi-get key by key.
+    pub max_get_keys: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +49,7 @@ impl Default for Limits {
         Limits {
             item_size_max: 1024 * 1024,
             max_line: 64 * 1024,
+            max_get_keys: 0,
         }
     }
 }

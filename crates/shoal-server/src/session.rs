@@ -32,6 +32,9 @@ const BINARY_HEAD_MAX: usize = 24 + 255 + 65_535;
 /// The reply memcached gives to a get line with a key longer than 250 bytes.
 const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
 
+/// The reply to a get line with more keys than `--max-get-keys` allows.
+const TOO_MANY_KEYS: &[u8] = b"CLIENT_ERROR too many keys in one get\r\n";
+
 /// What a call to [`Session::process`] left the session needing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -64,6 +67,8 @@ pub struct Session {
     skip_line: bool,
     /// The multi-get being answered.
     pending: Option<PendingGet>,
+    /// Keys of the current over-long get line answered in earlier pieces.
+    get_keys_seen: usize,
     /// A reply asked for the connection to close once the output is written.
     closing: bool,
 }
@@ -77,6 +82,7 @@ impl Session {
             swallow: 0,
             skip_line: false,
             pending: None,
+            get_keys_seen: 0,
             closing: false,
         }
     }
@@ -146,6 +152,10 @@ impl Session {
             Parse::Incomplete => Progress::NeedInput,
             Parse::Request(request) => match request.command {
                 Command::Get(get) if matches!(request.reply, ReplyTo::Text(_)) => {
+                    if self.too_many_keys(get.keys.len()) {
+                        output.extend_from_slice(TOO_MANY_KEYS);
+                        return Progress::Continue;
+                    }
                     self.pending = Some(PendingGet {
                         keys: get.keys.into_iter(),
                         options: get.options,
@@ -188,6 +198,11 @@ impl Session {
                 Progress::Continue
             }
         }
+    }
+
+    /// Whether a get line of `keys` keys is over the `--max-get-keys` limit.
+    fn too_many_keys(&self, keys: usize) -> bool {
+        self.limits.max_get_keys != 0 && keys > self.limits.max_get_keys
     }
 
     /// Answers keys of the pending multi-get until it is done or the output is full.
@@ -291,6 +306,18 @@ impl Session {
         match shoal_proto::parse(Protocol::Text, &mut line, &self.limits) {
             Parse::Request(request) => match request.command {
                 Command::Get(get) => {
+                    self.get_keys_seen += get.keys.len();
+                    let too_many = self.too_many_keys(self.get_keys_seen);
+                    if last || too_many {
+                        self.get_keys_seen = 0;
+                    }
+                    if too_many {
+                        // The rest of the line is refused with it (values of earlier
+                        // pieces have been answered already).
+                        output.extend_from_slice(TOO_MANY_KEYS);
+                        self.skip_line = !last;
+                        return Progress::Continue;
+                    }
                     self.pending = Some(PendingGet {
                         keys: get.keys.into_iter(),
                         options: get.options,

@@ -148,6 +148,7 @@ async fn waiting_input_stays_within_the_bound() {
     let limits = Limits {
         max_line: 4096,
         item_size_max: 8192,
+        ..Limits::default()
     };
     let d = dispatcher(limits);
     let session = Session::new(limits);
@@ -202,5 +203,41 @@ async fn a_get_line_with_a_too_long_key_answers_only_the_error() {
     assert_eq!(
         String::from_utf8(answered).unwrap(),
         "STORED\r\nSTORED\r\nCLIENT_ERROR bad command line format\r\n"
+    );
+}
+
+#[tokio::test]
+async fn max_get_keys_refuses_longer_get_lines_short_or_in_pieces() {
+    let limits = Limits {
+        max_line: 4096,
+        max_get_keys: 3,
+        ..Limits::default()
+    };
+    let d = dispatcher(limits);
+    let (out, closed, _, _) = run(
+        &d,
+        b"set a 0 0 1\r\nx\r\nget a a a\r\nget a a a a\r\n",
+        1 << 20,
+    )
+    .await;
+    assert!(!closed);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "STORED\r\nVALUE a 0 1\r\nx\r\nVALUE a 0 1\r\nx\r\nVALUE a 0 1\r\nx\r\nEND\r\n\
+         CLIENT_ERROR too many keys in one get\r\n"
+    );
+    // A line longer than max_line, answered in pieces, is cut off once over the limit and
+    // the connection goes on with the next line.
+    let mut long = b"get".to_vec();
+    for i in 0..2000 {
+        long.extend_from_slice(format!(" key{i}").as_bytes());
+    }
+    long.extend_from_slice(b"\r\nversion\r\n");
+    let (out, closed, _, _) = run(&d, &long, 1000).await;
+    assert!(!closed);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("CLIENT_ERROR too many keys in one get\r\nVERSION "),
+        "{text}"
     );
 }

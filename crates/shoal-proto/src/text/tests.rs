@@ -555,6 +555,7 @@ fn long_lines() {
     let limits = Limits {
         item_size_max: 1 << 20,
         max_line: 4096,
+        ..Limits::default()
     };
     let mut buf = BytesMut::from(&get.repeat(2)[..]);
     assert!(matches!(
@@ -1070,7 +1071,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(input in prop::collection::vec(any::<u8>(), 0..600)) {
-        let limits = Limits { item_size_max: 1024, max_line: 256 };
+        let limits = Limits { item_size_max: 1024, max_line: 256, ..Limits::default() };
         let mut buf = BytesMut::from(&input[..]);
         for _ in 0..input.len() + 1 {
             let before = buf.len();
