@@ -164,6 +164,20 @@ pub struct Delete {
     pub clear_value: bool,
 }
 
+impl Delete {
+    /// A plain delete of `key`: no CAS, no invalidation.
+    pub fn of(key: Bytes) -> Delete {
+        Delete {
+            key,
+            compare_cas: None,
+            new_cas: None,
+            invalidate: false,
+            touch: None,
+            clear_value: false,
+        }
+    }
+}
+
 /// Increment or decrement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArithOp {

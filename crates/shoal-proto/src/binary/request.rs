@@ -89,14 +89,7 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Parse {
             let mut refused = refuse(buf, head_len, &h, Status::TooLarge, value_len as u64, false);
             if let (Opcode::Set, Parse::Invalid { command, .. }) = (op, &mut refused) {
                 // As memcached: a failed SET must not leave the old value behind.
-                *command = Some(Command::Delete(Delete {
-                    key,
-                    compare_cas: None,
-                    new_cas: None,
-                    invalidate: false,
-                    touch: None,
-                    clear_value: false,
-                }));
+                *command = Some(Command::Delete(Delete::of(key)));
             }
             return refused;
         }
@@ -224,12 +217,8 @@ fn command(op: Opcode, h: &Header, extras: &[u8], key: Bytes, value: Bytes) -> C
             })
         }
         Opcode::Delete => Command::Delete(Delete {
-            key,
             compare_cas,
-            new_cas: None,
-            invalidate: false,
-            touch: None,
-            clear_value: false,
+            ..Delete::of(key)
         }),
         Opcode::Increment | Opcode::Decrement => {
             let expiration = be_u32(&extras[16..]);

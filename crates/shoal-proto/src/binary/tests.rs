@@ -280,14 +280,7 @@ fn delete_and_deleteq() {
     let r = one(req(0x04, b"k2", &[], &[], 0));
     assert_eq!(
         r.command,
-        Command::Delete(Delete {
-            key: Bytes::from_static(b"k2"),
-            compare_cas: None,
-            new_cas: None,
-            invalidate: false,
-            touch: None,
-            clear_value: false,
-        })
+        Command::Delete(Delete::of(Bytes::from_static(b"k2")))
     );
     assert_eq!(
         answer(&r, Outcome::Deleted(DeleteOutcome::Deleted)),

@@ -176,16 +176,8 @@ impl Step {
     pub(crate) fn too_large(silent: bool, swallow: usize, unlink: Option<Bytes>) -> Step {
         let mut step = Step::swallow("SERVER_ERROR object too large for cache", silent, swallow);
         if let Step::Done(Parse::Invalid { command, .. }) = &mut step {
-            *command = unlink.map(|key| {
-                shoal_command::Command::Delete(shoal_command::Delete {
-                    key,
-                    compare_cas: None,
-                    new_cas: None,
-                    invalidate: false,
-                    touch: None,
-                    clear_value: false,
-                })
-            });
+            *command =
+                unlink.map(|key| shoal_command::Command::Delete(shoal_command::Delete::of(key)));
         }
         step
     }

@@ -214,14 +214,7 @@ fn too_large_is_answered_at_once_and_swallowed() {
             reply: b("SERVER_ERROR object too large for cache\r\n"),
             swallow: 2_000_002,
             close: false,
-            command: Some(Command::Delete(Delete {
-                key: b(b"a"),
-                compare_cas: None,
-                new_cas: None,
-                invalidate: false,
-                touch: None,
-                clear_value: false,
-            })),
+            command: Some(Command::Delete(Delete::of(b(b"a")))),
         }
     );
     assert_eq!(&buf[..], b"xx");
@@ -232,14 +225,7 @@ fn too_large_is_answered_at_once_and_swallowed() {
             reply: Bytes::new(),
             swallow: 2_000_002,
             close: false,
-            command: Some(Command::Delete(Delete {
-                key: b(b"a"),
-                compare_cas: None,
-                new_cas: None,
-                invalidate: false,
-                touch: None,
-                clear_value: false,
-            })),
+            command: Some(Command::Delete(Delete::of(b(b"a")))),
         }
     );
 }
