@@ -185,6 +185,17 @@ impl Membership {
     }
 }
 
+impl Membership {
+    /// Stops abruptly, as a crash would (no leave message: peers must detect the failure),
+    /// and waits until the task is gone and its socket closed. Dropping the handle does the
+    /// same without waiting.
+    pub async fn kill(mut self) {
+        self.task.abort();
+        // The task was aborted on purpose; its JoinError (cancelled) says nothing new.
+        let _ = (&mut self.task).await;
+    }
+}
+
 impl Drop for Membership {
     fn drop(&mut self) {
         self.task.abort();

@@ -77,7 +77,7 @@ async fn three_members_converge_to_one_view_and_one_placement() {
 async fn an_abruptly_stopped_member_is_detected() {
     let [a, b, c] = three().await;
     let dead = c.local_id();
-    drop(c); // aborts the task and closes its socket: no leave message
+    c.kill().await; // aborts the task and closes its socket: no leave message
     let gone = |m: &[NodeId]| m.len() == 2 && !m.contains(&dead);
     let (ta, tb) = tokio::join!(
         wait_for(a.members(), PATIENCE, gone),
@@ -105,4 +105,31 @@ async fn a_graceful_leave_is_seen_quickly() {
         t0.elapsed()
     );
     assert!(ta < Duration::from_secs(2) && tb < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_restarted_member_replaces_its_previous_life() {
+    let [a, b, c] = three().await;
+    let old = c.local_id();
+    c.kill().await;
+    // Same address, new incarnation: a new member that wins the address.
+    let config = MembershipConfig::new(old.addr(), vec![a.local_id().addr()]);
+    let c2 = Membership::start(config)
+        .await
+        .expect("restart on the same port");
+    let new = c2.local_id();
+    assert!(new.incarnation() > old.incarnation());
+    let replaced = |m: &[NodeId]| m.len() == 3 && m.contains(&new) && !m.contains(&old);
+    let (ta, tb) = tokio::join!(
+        wait_for(a.members(), PATIENCE, replaced),
+        wait_for(b.members(), PATIENCE, replaced)
+    );
+    let (ta, tb) = (
+        ta.expect("a sees the restart"),
+        tb.expect("b sees the restart"),
+    );
+    println!("restart seen by a in {ta:?}, by b in {tb:?}");
+    wait_for(c2.members(), PATIENCE, |m| m.len() == 3)
+        .await
+        .expect("the restarted member sees the cluster");
 }
