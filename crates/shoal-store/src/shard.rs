@@ -42,6 +42,8 @@ impl Ctx<'_> {
 pub(crate) const MAX_SEGMENT: usize = 64 * 1024;
 /// The smallest segment (it must hold the record of a large value with a 250-byte key).
 const MIN_SEGMENT: usize = 512;
+/// How many segments a write without eviction compacts at most to find room.
+const RECLAIM_SEGMENTS: usize = 4;
 /// Bytes counted for a large value's slot besides its allocation.
 const LARGE_SLOT: usize = 16;
 
@@ -278,7 +280,13 @@ impl Shard {
         if rec > seg || extra + seg > self.limit {
             return None;
         }
-        let mut budget = 2 * (self.nsegs + 1);
+        // with eviction: two passes at most (the first may spend reference bits); without,
+        // a few segments per write, the queue rotating so that later writes look further
+        let mut budget = if evict {
+            2 * (self.nsegs + 1)
+        } else {
+            RECLAIM_SEGMENTS.min(self.nsegs + 1)
+        };
         loop {
             let base = self.memory() + extra;
             let open_fits = self
