@@ -1,6 +1,8 @@
 //! A shard's key index: an open-addressing hash table (linear probing, backward-shift
-//! deletion) of 4-byte slab slot numbers. Keys live only in the items; the table asks
-//! its caller to compare keys and to rehash slots when it grows.
+//! deletion, at most 7/8 full) of 4-byte entries, each a record's address in the shard's
+//! segments with a few bits of the key's hash above it (see `shard.rs`). Keys live only
+//! in the records; the table asks its caller to compare keys and to rehash entries when
+//! it grows.
 
 const EMPTY: u32 = u32::MAX;
 
@@ -23,9 +25,33 @@ impl Index {
     }
 
     /// Bytes held by the table.
-    #[cfg(test)]
-    pub fn capacity_bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.slots.len() * 4
+    }
+
+    fn must_grow(&self) -> bool {
+        (self.len + 1) * 8 > self.slots.len() * 7
+    }
+
+    /// The bytes the next insert adds to the table (when it grows: the bigger table's
+    /// size less the old one's, freed right after).
+    pub fn growth_bytes(&self) -> usize {
+        if self.must_grow() {
+            (self.slots.len() * 2).max(16) * 4 - self.bytes()
+        } else {
+            0
+        }
+    }
+
+    /// The entry at `pos` (from [`Index::find`]).
+    pub fn get(&self, pos: usize) -> u32 {
+        self.slots[pos]
+    }
+
+    /// Replaces the entry at `pos` (from [`Index::find`]) with one of the same hash.
+    pub fn set_at(&mut self, pos: usize, value: u32) {
+        debug_assert_ne!(value, EMPTY);
+        self.slots[pos] = value;
     }
 
     /// The position and value of the entry with this hash for which `is` is true.
@@ -50,7 +76,8 @@ impl Index {
     /// Adds an entry (the caller knows it is absent). `hash_of` rehashes existing
     /// entries when the table grows.
     pub fn insert(&mut self, hash: u64, value: u32, hash_of: impl Fn(u32) -> u64) {
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
+        debug_assert_ne!(value, EMPTY);
+        if self.must_grow() {
             self.grow(&hash_of);
         }
         let mask = self.mask();
@@ -138,6 +165,6 @@ mod tests {
                 model.contains_key(&v)
             );
         }
-        assert!(idx.capacity_bytes() >= idx.len() * 4);
+        assert!(idx.bytes() * 7 >= idx.len() * 4 * 8);
     }
 }

@@ -6,9 +6,10 @@
 //! The rules are memcached 1.6.18's (`do_item_get`, `do_store_item`, `do_add_delta`,
 //! `process_mget_command`, `process_mdelete_command`, `flush_all`).
 //!
-//! Memory: each item is one heap allocation (a 22-byte header, the key, the value) and is
-//! charged its malloc chunk size (8-byte chunk header, rounded up to 16) plus 27 bytes for
-//! its slab slot and index entry; `max_bytes` is split evenly among the shards.
+//! Memory: `max_bytes` is split evenly among the shards; each shard appends its items,
+//! with a compact header (19 bytes for a 16-byte key without flags, `item.rs`), into
+//! segments of up to 64 KiB and indexes them in a table of 4-byte entries; segments, large
+//! values and the table are all counted against the limit (`shard.rs`).
 
 mod arith;
 mod clock;
@@ -37,7 +38,9 @@ pub use stats::StoreStats;
 
 use expiry::{absolute, now32, ttl, FlushState};
 use hash::KeyHasher;
-use item::{memcached_size, Item, Meta, BINARY_KEY, FETCHED, REF, STALE, TOKEN_SENT};
+use item::{
+    memcached_size, ItemMut, ItemRef, Meta, NewItem, BINARY_KEY, FETCHED, REF, STALE, TOKEN_SENT,
+};
 use shard::{Ctx, Shard};
 
 /// memcached's ITEM_UPDATE_INTERVAL: an item's access time moves at most this often on
@@ -91,11 +94,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Up to 64 shards, as many as keep each shard at least twice the largest item.
+/// Up to 64 shards, as many as keep each shard at least twice the largest item; more if
+/// needed to keep each under 2 GiB (a shard's addresses fit in 31 bits).
 fn shard_bits(config: &StoreConfig) -> u32 {
     let mut bits = 6;
     while bits > 0 && (config.max_bytes >> bits) < 2 * (config.item_size_max + 64) {
         bits -= 1;
+    }
+    while (config.max_bytes >> bits) >= 1 << 31 {
+        bits += 1;
     }
     bits
 }
@@ -103,7 +110,7 @@ fn shard_bits(config: &StoreConfig) -> u32 {
 /// memcached's `do_item_bump` on a fetch: the first fetch sets the fetched bit, later
 /// ones move the access time (memcached marks the item active and moves its time from
 /// the second fetch on).
-fn bump(it: &mut Item, now: u32) {
+fn bump(it: &mut ItemMut, now: u32) {
     if !it.has(FETCHED) {
         it.set(FETCHED, true);
     } else {
@@ -113,14 +120,14 @@ fn bump(it: &mut Item, now: u32) {
 }
 
 /// memcached's `do_item_update`: moves the access time if it is older than the interval.
-fn update(it: &mut Item, now: u32) {
+fn update(it: &mut ItemMut, now: u32) {
     if it.time() < now.saturating_sub(ITEM_UPDATE_INTERVAL) {
         it.set_time(now);
     }
     it.set(REF, true);
 }
 
-fn view_of(it: &Item, now: u32, started: u32, fetched: bool, last_access: u64) -> ItemView {
+fn view_of(it: &ItemRef, now: u32, started: u32, fetched: bool, last_access: u64) -> ItemView {
     ItemView {
         key: Bytes::copy_from_slice(it.key()),
         value: Bytes::copy_from_slice(it.value()),
@@ -230,30 +237,22 @@ impl Store {
         }
     }
 
-    /// Finds room for `it` and links it, in the place of the item in `old` if given.
-    /// Its CAS is stamped only once it fits. None if no memory could be found.
+    /// Finds room for `it` and links it, in the place of the item at `old` if given.
+    /// Its CAS is stamped only once it fits. Gives the CAS and the item's address; None
+    /// if no memory could be found (then `old` may have moved: find it again).
     fn link(
         &self,
         sh: &mut Shard,
         ctx: &Ctx,
         hash: u64,
         old: Option<u32>,
-        mut it: Item,
+        mut it: NewItem,
         cas: Option<u64>,
-    ) -> Option<u64> {
-        let credit = old.map_or(0, |i| sh.item(i).charge());
-        if !sh.make_room(ctx, it.charge(), credit, self.config.evict, old) {
-            return None;
-        }
+    ) -> Option<(u64, u32)> {
+        let old = sh.reserve(ctx, &it, self.config.evict, old)?;
         let cas = self.cas_for(cas);
-        it.set_cas(cas);
-        match old {
-            Some(idx) => sh.replace(idx, it),
-            None => {
-                sh.insert(ctx, hash, it);
-            }
-        }
-        Some(cas)
+        it.meta.cas = cas;
+        Some((cas, sh.write(ctx, hash, old, &it)))
     }
 
     /// Reads one key, applying the read's side effects (touch, vivify, recache win, access
@@ -269,7 +268,7 @@ impl Store {
         let Some(idx) = sh.get_live(&ctx, hash, key) else {
             return self.vivify(&mut sh, &ctx, hash, key, options);
         };
-        let it = sh.item_mut(idx);
+        let mut it = sh.item_mut(idx);
         let fetched = it.has(FETCHED);
         let last_access = now.saturating_sub(it.time()) as u64;
         // `t` and `R` see the exptime from before `T` when they come before it.
@@ -297,12 +296,12 @@ impl Store {
         if won {
             it.set(TOKEN_SENT, true);
         }
-        let mut view = view_of(it, now, self.started, fetched, last_access);
+        let mut view = view_of(&it.as_ref(), now, self.started, fetched, last_access);
         view.ttl = self.ttl(seen(options.order.ttl_before_touch), now);
         view.won = won;
         view.win_taken = win_taken;
         if !options.no_update {
-            bump(it, now);
+            bump(&mut it, now);
         }
         Some(view)
     }
@@ -322,7 +321,12 @@ impl Store {
         let vivify = absolute(vivify, now as u64);
         let (shown, exptime) = created_exptimes(touch, vivify, options.order);
         let won = options.hand_out_wins;
-        let mut it = Item::new(
+        let mut bits = if won { TOKEN_SENT } else { 0 };
+        if !options.no_update {
+            // `bump` of a new item: fetched from now on, time unchanged
+            bits |= FETCHED | REF;
+        }
+        let it = NewItem::new(
             key,
             &[],
             Meta {
@@ -330,13 +334,10 @@ impl Store {
                 exptime,
                 time: now,
                 flags: 0,
-                bits: if won { TOKEN_SENT } else { 0 },
+                bits,
             },
         );
-        if !options.no_update {
-            bump(&mut it, now);
-        }
-        let cas = self.link(sh, ctx, hash, None, it, options.new_cas)?;
+        let (cas, _) = self.link(sh, ctx, hash, None, it, options.new_cas)?;
         Some(ItemView {
             key: Bytes::copy_from_slice(key),
             value: Bytes::new(),
@@ -364,7 +365,7 @@ impl Store {
         let idx = sh.get_live(&ctx, hash, key)?;
         let it = sh.item(idx);
         let mut view = view_of(
-            it,
+            &it,
             now,
             self.started,
             it.has(FETCHED),
@@ -396,19 +397,14 @@ impl Store {
         }
         let is_cas =
             cmd.compare_cas.is_some() && matches!(cmd.mode, StoreMode::Set | StoreMode::Replace);
-        let fresh = |parts: &[&[u8]], flags: u32, exptime: u32, bits: u8| {
-            Item::new(
-                key,
-                parts,
-                Meta {
-                    cas: 0,
-                    exptime,
-                    time: now,
-                    flags,
-                    bits,
-                },
-            )
+        let meta = |flags: u32, exptime: u32, bits: u8| Meta {
+            cas: 0,
+            exptime,
+            time: now,
+            flags,
+            bits,
         };
+        let data: &[u8] = &cmd.data;
         let exptime = absolute(cmd.exptime, now as u64);
         // An item made from the request's own data keeps the request's key form; one
         // built by append/prepend is new and plain (memcached's do_item_alloc).
@@ -418,18 +414,25 @@ impl Store {
                 _ if is_cas => return Ok(StoreOutcome::NotFound),
                 StoreMode::Replace => return Ok(StoreOutcome::NotStored),
                 StoreMode::Append | StoreMode::Prepend => match cmd.vivify {
-                    Some(v) => fresh(&[&cmd.data], cmd.flags, absolute(v, now as u64), binary),
+                    Some(v) => NewItem::new(
+                        key,
+                        &[data],
+                        meta(cmd.flags, absolute(v, now as u64), binary),
+                    ),
                     None => return Ok(StoreOutcome::NotStored),
                 },
-                StoreMode::Set | StoreMode::Add => fresh(&[&cmd.data], cmd.flags, exptime, binary),
+                StoreMode::Set | StoreMode::Add => {
+                    NewItem::new(key, &[data], meta(cmd.flags, exptime, binary))
+                }
             };
             let appending = matches!(cmd.mode, StoreMode::Append | StoreMode::Prepend);
             return match self.link(&mut sh, &ctx, hash, None, it, cmd.new_cas) {
-                Some(cas) => Ok(StoreOutcome::Stored { cas }),
+                Some((cas, _)) => Ok(StoreOutcome::Stored { cas }),
                 None if appending => Ok(StoreOutcome::NotStored),
                 None => Err(ServerError::OutOfMemory),
             };
         };
+        let mut joined = Vec::new();
         let old_it = sh.item(idx);
         let old_cas = old_it.cas();
         let cas_res = match cmd.compare_cas {
@@ -440,22 +443,22 @@ impl Store {
         };
         let it = if is_cas {
             match cas_res {
-                CasResult::Match => fresh(&[&cmd.data], cmd.flags, exptime, binary),
+                CasResult::Match => NewItem::new(key, &[data], meta(cmd.flags, exptime, binary)),
                 CasResult::Stale => {
                     // keeps the old TTL; marked stale, and keeps a win already handed out
                     let bits = STALE | (old_it.bits() & TOKEN_SENT) | binary;
-                    fresh(&[&cmd.data], cmd.flags, old_it.exptime(), bits)
+                    NewItem::new(key, &[data], meta(cmd.flags, old_it.exptime(), bits))
                 }
                 CasResult::None | CasResult::BadVal => return Ok(StoreOutcome::Exists),
             }
         } else {
             match cmd.mode {
                 StoreMode::Add => {
-                    update(sh.item_mut(idx), now);
+                    update(&mut sh.item_mut(idx), now);
                     return Ok(StoreOutcome::NotStored);
                 }
                 StoreMode::Set | StoreMode::Replace => {
-                    fresh(&[&cmd.data], cmd.flags, exptime, binary)
+                    NewItem::new(key, &[data], meta(cmd.flags, exptime, binary))
                 }
                 StoreMode::Append | StoreMode::Prepend => {
                     if !matches!(cas_res, CasResult::None | CasResult::Match) {
@@ -466,21 +469,27 @@ impl Store {
                     if memcached_size(key.len(), flags, total, cfg.use_cas) > cfg.item_size_max {
                         return Ok(StoreOutcome::NotStored);
                     }
-                    let parts: [&[u8]; 2] = if cmd.mode == StoreMode::Append {
-                        [old_value, &cmd.data]
+                    // copied out: the old value lies in memory the new item may reuse
+                    joined.reserve_exact(total);
+                    if cmd.mode == StoreMode::Append {
+                        joined.extend_from_slice(old_value);
+                        joined.extend_from_slice(data);
                     } else {
-                        [&cmd.data, old_value]
-                    };
-                    fresh(&parts, flags, old_it.exptime(), 0)
+                        joined.extend_from_slice(data);
+                        joined.extend_from_slice(old_value);
+                    }
+                    NewItem::new(key, &[&joined], meta(flags, old_it.exptime(), 0))
                 }
             }
         };
         match self.link(&mut sh, &ctx, hash, Some(idx), it, cmd.new_cas) {
-            Some(cas) => Ok(StoreOutcome::Stored { cas }),
+            Some((cas, _)) => Ok(StoreOutcome::Stored { cas }),
             None => match cmd.mode {
                 StoreMode::Append | StoreMode::Prepend => Ok(StoreOutcome::NotStored),
                 StoreMode::Set => {
-                    sh.remove(&ctx, idx);
+                    if let Some(idx) = sh.get_live(&ctx, hash, key) {
+                        sh.remove(&ctx, idx);
+                    }
                     Err(ServerError::OutOfMemory)
                 }
                 _ => Err(ServerError::OutOfMemory),
@@ -498,7 +507,7 @@ impl Store {
         let ctx = self.ctx(now);
         let hash = self.hasher.hash(key);
         let mut sh = self.shard(hash).lock();
-        let Some(idx) = sh.get_live(&ctx, hash, key) else {
+        let Some(mut idx) = sh.get_live(&ctx, hash, key) else {
             return DeleteOutcome::NotFound;
         };
         let old_cas = sh.item(idx).cas();
@@ -515,15 +524,20 @@ impl Store {
                 flags: 0,
                 bits: 0,
             };
-            let empty = Item::new(key, &[], meta);
+            let empty = NewItem::new(key, &[], meta);
             let cas = Some(cmd.new_cas.unwrap_or(old_cas));
-            // an empty item is never larger than the one it replaces
-            let linked = self.link(&mut sh, &ctx, hash, Some(idx), empty, cas);
-            debug_assert!(linked.is_some());
+            match self.link(&mut sh, &ctx, hash, Some(idx), empty, cas) {
+                Some((_, at)) => idx = at,
+                // full without eviction: the item stays as it is (it may have moved)
+                None => match sh.get_live(&ctx, hash, key) {
+                    Some(at) => idx = at,
+                    None => return DeleteOutcome::Deleted,
+                },
+            }
         }
         if cmd.invalidate {
             let cas = self.cas_for(cmd.new_cas);
-            let it = sh.item_mut(idx);
+            let mut it = sh.item_mut(idx);
             if let Some(t) = cmd.touch {
                 it.set_exptime(absolute(t, now as u64));
             }
@@ -561,8 +575,8 @@ impl Store {
                 flags: 0,
                 bits: 0,
             };
-            let it = Item::new(key, &[digits.as_bytes()], meta);
-            let cas = self
+            let it = NewItem::new(key, &[digits.as_bytes()], meta);
+            let (cas, _) = self
                 .link(&mut sh, &ctx, hash, None, it, cmd.new_cas)
                 .ok_or(ServerError::OutOfMemory)?;
             return Ok(ArithOutcome::Value {
@@ -585,12 +599,13 @@ impl Store {
         let value = arith::apply(cmd.op, value, cmd.delta);
         let digits = value.to_string();
         let in_place = digits.len() <= it.value().len();
+        let mut idx = idx;
         let cas = if in_place {
             let cas = self.cas_for(cmd.new_cas);
-            let it = sh.item_mut(idx);
+            let mut it = sh.item_mut(idx);
             arith::write_in_place(it.value_mut(), digits.as_bytes());
             it.set_cas(cas);
-            update(it, now);
+            update(&mut it, now);
             cas
         } else {
             let meta = Meta {
@@ -600,14 +615,17 @@ impl Store {
                 flags: it.flags(),
                 bits: 0,
             };
-            let grown = Item::new(key, &[digits.as_bytes()], meta);
-            self.link(&mut sh, &ctx, hash, Some(idx), grown, cmd.new_cas)
-                .ok_or(ServerError::OutOfMemory)?
+            let grown = NewItem::new(key, &[digits.as_bytes()], meta);
+            let (cas, at) = self
+                .link(&mut sh, &ctx, hash, Some(idx), grown, cmd.new_cas)
+                .ok_or(ServerError::OutOfMemory)?;
+            idx = at;
+            cas
         };
         // memcached applies T to the item do_add_delta hands back: the one changed in
         // place, or the old one a grown value replaced, so the new item keeps its TTL
-        // (while `t` after `T` still shows the touched one).
-        let it = sh.item_mut(idx);
+        // (the old one's, copied) while `t` after `T` still shows the touched one.
+        let mut it = sh.item_mut(idx);
         let mut shown = it.exptime();
         if let Some(t) = cmd.touch {
             let touched = absolute(t, now as u64);
@@ -639,8 +657,8 @@ impl Store {
         let Some(idx) = sh.get_live(&ctx, hash, key) else {
             return false;
         };
-        let it = sh.item_mut(idx);
-        bump(it, now);
+        let mut it = sh.item_mut(idx);
+        bump(&mut it, now);
         it.set_exptime(absolute(exptime, now as u64));
         true
     }
