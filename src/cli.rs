@@ -72,6 +72,18 @@ pub struct ServerArgs {
     /// get`. 0 is no limit, as in memcached [default: 0].
     #[arg(long = "max-get-keys", value_name = "N")]
     pub max_get_keys: Option<usize>,
+    /// Join a cluster: the UDP address (IP:PORT) to gossip membership on. Without it the
+    /// node runs alone and starts no cluster machinery.
+    #[arg(long = "cluster-listen", value_name = "ADDR:PORT")]
+    pub cluster_listen: Option<String>,
+    /// Cluster members to announce this node to, comma-separated ADDR:PORT gossip
+    /// addresses (needs --cluster-listen); the first node of a cluster needs none.
+    #[arg(long = "join", value_name = "ADDR:PORT[,ADDR:PORT...]")]
+    pub join: Option<String>,
+    /// Copies of each partition, capped at the live members (needs --cluster-listen)
+    /// [default: 2].
+    #[arg(long = "replicas", value_name = "R")]
+    pub replicas: Option<usize>,
     /// Verbose logging; -vv for more.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,

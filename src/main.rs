@@ -1,7 +1,9 @@
-//! The `shoal` binary: parses the command line, resolves settings, runs a node until
-//! SIGTERM, SIGINT or an allowed `shutdown` command.
+//! The `shoal` binary: parses the command line, resolves settings, runs a node (joining a
+//! cluster with `--cluster-listen`) until SIGTERM, SIGINT or an allowed `shutdown`
+//! command, then leaves the cluster gracefully.
 
 mod cli;
+mod cluster;
 mod settings;
 
 use std::process::ExitCode;
@@ -9,11 +11,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use shoal_server::{LocalBackend, Server};
+use shoal_server::{ClusterView, LocalBackend, Server};
 use shoal_store::Store;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, ServerArgs, Subcommands};
+use crate::cluster::ClusterNode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -51,7 +54,12 @@ fn run_server(args: &ServerArgs) -> Result<()> {
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
         let store = Arc::new(Store::new(node.server.store));
-        let server = Server::bind(node.server, LocalBackend::new(store)).await?;
+        let cluster = match &node.cluster {
+            Some(settings) => Some(ClusterNode::start(settings).await?),
+            None => None,
+        };
+        let view = cluster.as_ref().map(|c| c.view() as Arc<dyn ClusterView>);
+        let server = Server::bind_with_cluster(node.server, LocalBackend::new(store), view).await?;
         for addr in server.local_addrs() {
             tracing::info!(%addr, "listening");
         }
@@ -65,6 +73,9 @@ fn run_server(args: &ServerArgs) -> Result<()> {
             dispatcher.request_shutdown();
         });
         server.run().await;
+        if let Some(cluster) = cluster {
+            cluster.leave().await;
+        }
         Ok::<(), anyhow::Error>(())
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -1,7 +1,7 @@
 //! Resolving a node's settings: command line over config file over defaults, validated
 //! into a [`ServerConfig`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -26,6 +26,9 @@ pub struct FileSettings {
     idle_timeout: Option<u64>,
     max_line: Option<String>,
     max_get_keys: Option<usize>,
+    cluster_listen: Option<String>,
+    join: Option<String>,
+    replicas: Option<usize>,
     verbose: Option<u8>,
     disable_evictions: Option<bool>,
     disable_cas: Option<bool>,
@@ -60,11 +63,27 @@ pub fn parse_size(text: &str) -> Result<usize> {
     n.checked_mul(unit).context("size too large")
 }
 
+/// The default `--replicas`.
+pub const DEFAULT_REPLICAS: usize = 2;
+
+/// How a clustered node finds its peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// The UDP gossip address (`--cluster-listen`).
+    pub listen: SocketAddr,
+    /// Members to announce ourselves to (`--join`).
+    pub seeds: Vec<SocketAddr>,
+    /// Wanted copies of each partition (`--replicas`), at least 1.
+    pub replicas: usize,
+}
+
 /// Everything a node needs besides the server config.
 #[derive(Debug)]
 pub struct NodeSettings {
     /// The server configuration.
     pub server: ServerConfig,
+    /// The cluster settings; None for a single node.
+    pub cluster: Option<ClusterSettings>,
     /// The verbosity for logging.
     pub verbose: u8,
 }
@@ -120,6 +139,11 @@ pub fn resolve(args: &ServerArgs) -> Result<NodeSettings> {
     if conn_limit == 0 {
         bail!("-c must be at least 1");
     }
+    let cluster = resolve_cluster(
+        args.cluster_listen.clone().or(file.cluster_listen),
+        args.join.clone().or(file.join),
+        args.replicas.or(file.replicas),
+    )?;
     let verbose = if args.verbose > 0 {
         args.verbose
     } else {
@@ -146,7 +170,52 @@ pub fn resolve(args: &ServerArgs) -> Result<NodeSettings> {
         },
         store,
     };
-    Ok(NodeSettings { server, verbose })
+    Ok(NodeSettings {
+        server,
+        cluster,
+        verbose,
+    })
+}
+
+/// Validates the cluster flags: none of them without `--cluster-listen`.
+fn resolve_cluster(
+    listen: Option<String>,
+    join: Option<String>,
+    replicas: Option<usize>,
+) -> Result<Option<ClusterSettings>> {
+    let Some(listen) = listen else {
+        if join.is_some() {
+            bail!("--join needs --cluster-listen (the UDP address this node gossips on)");
+        }
+        if replicas.is_some() {
+            bail!("--replicas needs --cluster-listen (a single node keeps one copy)");
+        }
+        return Ok(None);
+    };
+    let listen = resolve_addr(&listen, "--cluster-listen")?;
+    let mut seeds = Vec::new();
+    for part in join.iter().flat_map(|j| j.split(',')).map(str::trim) {
+        if !part.is_empty() {
+            seeds.push(resolve_addr(part, "--join")?);
+        }
+    }
+    let replicas = replicas.unwrap_or(DEFAULT_REPLICAS);
+    if replicas == 0 {
+        bail!("--replicas must be at least 1");
+    }
+    Ok(Some(ClusterSettings {
+        listen,
+        seeds,
+        replicas,
+    }))
+}
+
+/// Resolves one `HOST:PORT` (or `IP:PORT`) to its first address.
+fn resolve_addr(text: &str, flag: &str) -> Result<SocketAddr> {
+    text.to_socket_addrs()
+        .with_context(|| format!("bad {flag} address {text:?}: expected ADDR:PORT"))?
+        .next()
+        .with_context(|| format!("{flag} address {text:?} resolves to nothing"))
 }
 
 /// Parses `-l`: comma-separated IPs or IP:PORTs; a bare IP takes `port`.
@@ -224,6 +293,64 @@ mod tests {
             ..args
         };
         assert_eq!(resolve(&args).unwrap().server.idle_timeout, None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn cluster_flags_need_cluster_listen() {
+        let node = resolve(&ServerArgs::default()).unwrap();
+        assert_eq!(node.cluster, None, "no cluster without --cluster-listen");
+        let join_alone = ServerArgs {
+            join: Some("127.0.0.1:7000".into()),
+            ..ServerArgs::default()
+        };
+        let error = resolve(&join_alone).unwrap_err().to_string();
+        assert!(error.contains("--join needs --cluster-listen"), "{error}");
+        let replicas_alone = ServerArgs {
+            replicas: Some(3),
+            ..ServerArgs::default()
+        };
+        assert!(resolve(&replicas_alone).is_err());
+        let clustered = ServerArgs {
+            cluster_listen: Some("127.0.0.1:7001".into()),
+            join: Some("127.0.0.1:7000, 127.0.0.1:7002".into()),
+            ..ServerArgs::default()
+        };
+        let cluster = resolve(&clustered).unwrap().cluster.unwrap();
+        assert_eq!(cluster.listen, "127.0.0.1:7001".parse().unwrap());
+        assert_eq!(cluster.seeds.len(), 2);
+        assert_eq!(cluster.replicas, DEFAULT_REPLICAS);
+        let zero = ServerArgs {
+            replicas: Some(0),
+            ..clustered.clone()
+        };
+        let error = resolve(&zero).unwrap_err().to_string();
+        assert!(error.contains("at least 1"), "{error}");
+        let bad = ServerArgs {
+            join: Some("nowhere".into()),
+            ..clustered
+        };
+        assert!(resolve(&bad).is_err(), "a seed without a port is refused");
+    }
+
+    #[test]
+    fn cluster_settings_come_from_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("shoal-settings-cl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shoal.toml");
+        std::fs::write(
+            &path,
+            "cluster_listen = \"127.0.0.1:7100\"\njoin = \"127.0.0.1:7000\"\nreplicas = 3\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(path),
+            ..ServerArgs::default()
+        };
+        let cluster = resolve(&args).unwrap().cluster.unwrap();
+        assert_eq!(cluster.listen.port(), 7100);
+        assert_eq!(cluster.seeds, vec!["127.0.0.1:7000".parse().unwrap()]);
+        assert_eq!(cluster.replicas, 3);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -157,6 +157,11 @@ impl ServerProcess {
         None
     }
 
+    /// Sends `signal` (a `kill` name such as "KILL", "STOP", "CONT") to the child.
+    pub fn signal(&self, signal: &str) {
+        send_signal(self.child.id(), signal);
+    }
+
     /// Whether the child is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()

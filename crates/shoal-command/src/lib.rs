@@ -262,6 +262,8 @@ pub enum StatsGroup {
     Conns,
     /// `stats reset`: zero the resettable counters.
     Reset,
+    /// `stats cluster` (Shoal's own): membership and partition ownership of this node.
+    Cluster,
     /// Anything else, as sent.
     Other(Bytes),
 }

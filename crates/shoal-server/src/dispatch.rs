@@ -9,6 +9,7 @@ use shoal_command::{Command, Outcome, ShutdownMode, StatsGroup};
 use tokio::sync::watch;
 
 use crate::backend::Backend;
+use crate::cluster::{self, ClusterView};
 use crate::config::ServerConfig;
 use crate::stats::{self, Counted, ServerStats};
 
@@ -23,11 +24,22 @@ pub struct Dispatcher<B> {
     stats: ServerStats,
     verbosity: AtomicU32,
     shutdown: watch::Sender<bool>,
+    cluster: Option<Arc<dyn ClusterView>>,
 }
 
 impl<B: Backend> Dispatcher<B> {
-    /// A dispatcher over `backend`.
+    /// A dispatcher over `backend`, for a single node.
     pub fn new(backend: B, config: ServerConfig) -> Arc<Dispatcher<B>> {
+        Self::with_cluster(backend, config, None)
+    }
+
+    /// A dispatcher over `backend` that reports `cluster` in `stats cluster` (None: a
+    /// single node).
+    pub fn with_cluster(
+        backend: B,
+        config: ServerConfig,
+        cluster: Option<Arc<dyn ClusterView>>,
+    ) -> Arc<Dispatcher<B>> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Dispatcher {
             backend,
@@ -35,6 +47,7 @@ impl<B: Backend> Dispatcher<B> {
             config,
             stats: ServerStats::default(),
             shutdown,
+            cluster,
         })
     }
 
@@ -102,6 +115,7 @@ impl<B: Backend> Dispatcher<B> {
                 self.stats.reset();
                 Outcome::Reset
             }
+            StatsGroup::Cluster => Outcome::Stats(cluster::stats(self.cluster.as_deref())),
             StatsGroup::Conns | StatsGroup::Other(_) => Outcome::UnknownCommand,
         }
     }

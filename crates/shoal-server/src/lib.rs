@@ -4,6 +4,7 @@
 //! are placed across nodes.
 
 pub mod backend;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use backend::{Backend, LocalBackend};
+pub use cluster::{ClusterSnapshot, ClusterView};
 pub use config::ServerConfig;
 pub use dispatch::{Dispatcher, VERSION};
 pub use shoal_command::{Command, Outcome};
@@ -31,8 +33,18 @@ pub struct Server<B> {
 }
 
 impl<B: Backend> Server<B> {
-    /// Binds every listening address of `config`.
+    /// Binds every listening address of `config`, for a single node.
     pub async fn bind(config: ServerConfig, backend: B) -> io::Result<Server<B>> {
+        Self::bind_with_cluster(config, backend, None).await
+    }
+
+    /// Binds every listening address of `config`; `cluster`, when given, is what
+    /// `stats cluster` reports (None: a single node).
+    pub async fn bind_with_cluster(
+        config: ServerConfig,
+        backend: B,
+        cluster: Option<Arc<dyn ClusterView>>,
+    ) -> io::Result<Server<B>> {
         let mut listeners = Vec::with_capacity(config.listen.len());
         for addr in &config.listen {
             let listener = TcpListener::bind(addr).await.map_err(|error| {
@@ -54,7 +66,7 @@ impl<B: Backend> Server<B> {
             }
         }
         Ok(Server {
-            dispatcher: Dispatcher::new(backend, config),
+            dispatcher: Dispatcher::with_cluster(backend, config, cluster),
             listeners,
             udp,
         })

@@ -264,6 +264,7 @@ fn stats_group(key: Bytes) -> StatsGroup {
         b"slabs" => StatsGroup::Slabs,
         b"sizes" => StatsGroup::Sizes,
         b"conns" => StatsGroup::Conns,
+        b"cluster" => StatsGroup::Cluster,
         _ => StatsGroup::Other(key),
     }
 }

@@ -404,6 +404,7 @@ fn stat_groups_and_packets() {
     assert_eq!(group(b"settingsX"), StatsGroup::Settings);
     assert_eq!(group(b"resetXY"), StatsGroup::Reset);
     assert_eq!(group(b"items"), StatsGroup::Items);
+    assert_eq!(group(b"cluster"), StatsGroup::Cluster);
     assert_eq!(
         group(b"bogus"),
         StatsGroup::Other(Bytes::from_static(b"bogus"))

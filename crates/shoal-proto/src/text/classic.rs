@@ -274,6 +274,7 @@ fn stats(l: &Line) -> Step {
             b"slabs" => StatsGroup::Slabs,
             b"sizes" => StatsGroup::Sizes,
             b"conns" => StatsGroup::Conns,
+            b"cluster" => StatsGroup::Cluster,
             b"detail" if l.nt() < 4 || !matches!(l.tok(2), b"on" | b"off" | b"dump") => {
                 return Step::error("CLIENT_ERROR usage: stats detail on|off|dump", false);
             }

@@ -463,6 +463,7 @@ fn misc_commands() {
         (b"stats slabs\r\n", StatsGroup::Slabs),
         (b"stats sizes\r\n", StatsGroup::Sizes),
         (b"stats conns\r\n", StatsGroup::Conns),
+        (b"stats cluster\r\n", StatsGroup::Cluster),
         (b"stats nope\r\n", StatsGroup::Other(b(b"nope"))),
         (b"stats detail on\r\n", StatsGroup::Other(b(b"detail on"))),
     ] {
