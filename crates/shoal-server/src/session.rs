@@ -151,7 +151,11 @@ impl Session {
         match shoal_proto::parse(protocol, input, &self.limits) {
             Parse::Incomplete => Progress::NeedInput,
             Parse::Request(request) => match request.command {
-                Command::Get(get) if matches!(request.reply, ReplyTo::Text(_)) => {
+                // A multi-get is answered key by key (bounded output); a single key needs no
+                // such care and takes the direct path below.
+                Command::Get(get)
+                    if get.keys.len() > 1 && matches!(request.reply, ReplyTo::Text(_)) =>
+                {
                     if self.too_many_keys(get.keys.len()) {
                         output.extend_from_slice(TOO_MANY_KEYS);
                         return Progress::Continue;
