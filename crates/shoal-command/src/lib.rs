@@ -6,10 +6,14 @@
 //! terms. Semantic rules (expiry, CAS, limits, vivify, invalidation) are therefore written
 //! once, in the backend, and never per protocol.
 //!
+//! Every type is `serde`-serializable: the cluster forwards commands and outcomes between
+//! nodes as they are.
+//!
 //! The types carry only what the semantics need. How a reply is shaped (which meta flags to
 //! echo, the binary opaque, noreply) stays in the protocol crate.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 /// The longest key memcached accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 250;
@@ -32,7 +36,7 @@ pub fn item_size(key_len: usize, flags: u32, value_len: usize) -> usize {
 }
 
 /// One request, whatever protocol it came in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// get, gets, gat, gats, mg, binary GET/GETK/GAT family.
     Get(Get),
@@ -63,7 +67,7 @@ pub enum Command {
 }
 
 /// How `shutdown` was asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShutdownMode {
     /// `shutdown`: stop now.
     Now,
@@ -74,7 +78,7 @@ pub enum ShutdownMode {
 }
 
 /// Options of a read, shared by every key of a multi-get.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadOptions {
     /// On a hit, set this new exptime (gat, gats, mg `T`, binary GAT).
     pub touch: Option<Exptime>,
@@ -95,7 +99,7 @@ pub struct ReadOptions {
 }
 
 /// A read of one or more keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Get {
     /// The keys, in the client's order (one for meta and binary).
     pub keys: Vec<Bytes>,
@@ -104,7 +108,7 @@ pub struct Get {
 }
 
 /// How a store treats an existing or missing item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoreMode {
     /// Store unconditionally.
     Set,
@@ -119,7 +123,7 @@ pub enum StoreMode {
 }
 
 /// A write of one item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Store {
     /// How to treat an existing or missing item.
     pub mode: StoreMode,
@@ -148,7 +152,7 @@ pub struct Store {
 }
 
 /// A delete of one item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delete {
     /// The key.
     pub key: Bytes,
@@ -179,7 +183,7 @@ impl Delete {
 }
 
 /// Increment or decrement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ArithOp {
     /// Add, wrapping at 2^64.
     Incr,
@@ -188,7 +192,7 @@ pub enum ArithOp {
 }
 
 /// An increment or decrement of a decimal counter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Arith {
     /// The key.
     pub key: Bytes,
@@ -217,7 +221,7 @@ pub struct Arith {
 /// shows, the TTL `R` compares, and a created item's final TTL depend on that order. The
 /// default (all false) is `N`, then `T`, then `t` and `R`: `T` wins over `N` and `t` and
 /// `R` see the final TTL.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlagOrder {
     /// `N` comes after `T`: a created item keeps `N`'s exptime.
     pub vivify_after_touch: bool,
@@ -230,7 +234,7 @@ pub struct FlagOrder {
 }
 
 /// A change of one item's exptime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Touch {
     /// The key.
     pub key: Bytes,
@@ -239,14 +243,14 @@ pub struct Touch {
 }
 
 /// Invalidate every item, now or after a delay.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlushAll {
     /// When to flush, as an exptime (0 or missing: now).
     pub delay: Exptime,
 }
 
 /// Which statistics `stats` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StatsGroup {
     /// `stats`: the general counters.
     General,
@@ -269,7 +273,7 @@ pub enum StatsGroup {
 }
 
 /// An item as a read (or a write that returns the item) sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemView {
     /// The key.
     pub key: Bytes,
@@ -298,7 +302,7 @@ pub struct ItemView {
 }
 
 /// The result of a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoreOutcome {
     /// Stored; the item's new CAS value.
     Stored {
@@ -314,7 +318,7 @@ pub enum StoreOutcome {
 }
 
 /// The result of a delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeleteOutcome {
     /// Deleted (or marked stale).
     Deleted,
@@ -325,7 +329,7 @@ pub enum DeleteOutcome {
 }
 
 /// The result of an incr or decr.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ArithOutcome {
     /// The new value.
     Value {
@@ -349,7 +353,7 @@ pub enum ArithOutcome {
 }
 
 /// A failure of the server rather than of the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerError {
     /// The item is larger than the item size limit.
     TooLarge,
@@ -360,7 +364,7 @@ pub enum ServerError {
 }
 
 /// What executing a [`Command`] produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// One entry per requested key, in order: `None` for a miss.
     Values(Vec<Option<ItemView>>),
@@ -394,4 +398,24 @@ pub enum Outcome {
     UnknownCommand,
     /// The server could not do it.
     Error(ServerError),
+}
+
+/// One item as replication and hand-off carry it between the owners of its partition:
+/// everything a replica needs to hold the same item, with its version (the CAS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaItem {
+    /// The key.
+    pub key: Bytes,
+    /// The value.
+    pub value: Bytes,
+    /// The client's flags.
+    pub flags: u32,
+    /// When the item expires, in unix seconds; 0 never.
+    pub expires_at: u64,
+    /// The item's CAS, which is also its version: a replica keeps the higher one.
+    pub cas: u64,
+    /// The item is stale (meta invalidation).
+    pub stale: bool,
+    /// The item was stored through a base64 key (meta `b`).
+    pub binary_key: bool,
 }
