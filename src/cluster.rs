@@ -83,6 +83,7 @@ impl ClusterView for PlacementView {
             partitions: u64::from(PARTITIONS),
             partitions_primary: placement.primary,
             partitions_replica: placement.replica,
+            member_rows: Vec::new(),
         }
     }
 }

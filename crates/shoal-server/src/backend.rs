@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use shoal_command::{Command, Get, Outcome};
+use shoal_command::{Command, Outcome};
 use shoal_store::{Store, StoreStats};
 
 /// Executes item commands (get, store, delete, arith, touch, flush, me). Server-level
@@ -37,33 +37,7 @@ impl LocalBackend {
 
     /// Runs one item command synchronously.
     pub fn execute_now(&self, command: Command) -> Outcome {
-        let store = &self.store;
-        match command {
-            Command::Get(Get { keys, options }) => {
-                Outcome::Values(keys.iter().map(|key| store.get(key, &options)).collect())
-            }
-            Command::Store(cmd) => match store.store(&cmd) {
-                Ok(outcome) => Outcome::Stored(outcome),
-                Err(error) => Outcome::Error(error),
-            },
-            Command::Delete(cmd) => Outcome::Deleted(store.delete(&cmd)),
-            Command::Arith(cmd) => match store.arith(&cmd) {
-                Ok(outcome) => Outcome::Arith(outcome),
-                Err(error) => Outcome::Error(error),
-            },
-            Command::Touch(cmd) => Outcome::Touched(store.touch(&cmd.key, cmd.exptime)),
-            Command::FlushAll(cmd) => {
-                store.flush_all(cmd.delay);
-                Outcome::Ok
-            }
-            Command::MetaDebug(key) => Outcome::Debug(store.peek(&key)),
-            Command::Stats(_)
-            | Command::Version
-            | Command::Verbosity(_)
-            | Command::NoOp
-            | Command::Quit
-            | Command::Shutdown(_) => Outcome::UnknownCommand,
-        }
+        self.store.execute(command)
     }
 }
 

@@ -13,8 +13,25 @@ use std::fmt::Debug;
 /// `PARTITIONS`; the binary's view reports the real value).
 pub const SINGLE_NODE_PARTITIONS: u64 = 1024;
 
+/// One member of the cluster as this node sees it (a row of `shoal cluster status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    /// The member's cluster address (gossip over UDP, node-to-node RPC over TCP).
+    pub addr: String,
+    /// Whether the failure detector holds it alive.
+    pub alive: bool,
+    /// Whether it is the node answering.
+    pub local: bool,
+    /// Partitions whose primary it is.
+    pub partitions_primary: u64,
+    /// Partitions it holds as a replica.
+    pub partitions_replica: u64,
+    /// Items in its store, when it answered the last poll.
+    pub items: Option<u64>,
+}
+
 /// A snapshot of the cluster as seen from this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSnapshot {
     /// Members known (the members the current placement was computed from).
     pub members: u64,
@@ -28,11 +45,13 @@ pub struct ClusterSnapshot {
     pub partitions_primary: u64,
     /// Partitions this node holds as a (non-primary) replica.
     pub partitions_replica: u64,
+    /// Every member known, alive or not, in address order.
+    pub member_rows: Vec<MemberRow>,
 }
 
 impl ClusterSnapshot {
     /// A node on its own: one member, owner of every partition.
-    pub const fn single_node() -> Self {
+    pub fn single_node() -> Self {
         ClusterSnapshot {
             members: 1,
             members_alive: 1,
@@ -40,6 +59,7 @@ impl ClusterSnapshot {
             partitions: SINGLE_NODE_PARTITIONS,
             partitions_primary: SINGLE_NODE_PARTITIONS,
             partitions_replica: 0,
+            member_rows: Vec::new(),
         }
     }
 }
@@ -51,9 +71,9 @@ pub trait ClusterView: Send + Sync + Debug + 'static {
 }
 
 /// The `stats cluster` lines: `cluster_enabled` then the snapshot (a single-node snapshot
-/// when there is no view).
+/// when there is no view), then `member_<i>_<field>` lines for every member.
 pub fn stats(view: Option<&dyn ClusterView>) -> Vec<(String, String)> {
-    let snapshot = view.map_or(ClusterSnapshot::single_node(), ClusterView::snapshot);
+    let snapshot = view.map_or_else(ClusterSnapshot::single_node, ClusterView::snapshot);
     let lines = [
         ("cluster_enabled", u64::from(view.is_some())),
         ("cluster_members", snapshot.members),
@@ -63,10 +83,28 @@ pub fn stats(view: Option<&dyn ClusterView>) -> Vec<(String, String)> {
         ("partitions_primary", snapshot.partitions_primary),
         ("partitions_replica", snapshot.partitions_replica),
     ];
-    lines
+    let mut out: Vec<(String, String)> = lines
         .into_iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect()
+        .collect();
+    for (i, member) in snapshot.member_rows.iter().enumerate() {
+        let state = if member.alive { "alive" } else { "down" };
+        let items = member
+            .items
+            .map_or_else(|| "unknown".to_string(), |n| n.to_string());
+        let fields = [
+            ("addr", member.addr.clone()),
+            ("state", state.to_string()),
+            ("local", u8::from(member.local).to_string()),
+            ("partitions_primary", member.partitions_primary.to_string()),
+            ("partitions_replica", member.partitions_replica.to_string()),
+            ("items", items),
+        ];
+        for (field, value) in fields {
+            out.push((format!("member_{i}_{field}"), value));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -78,7 +116,7 @@ mod tests {
 
     impl ClusterView for Fixed {
         fn snapshot(&self) -> ClusterSnapshot {
-            self.0
+            self.0.clone()
         }
     }
 
@@ -104,6 +142,14 @@ mod tests {
             partitions: 1024,
             partitions_primary: 300,
             partitions_replica: 350,
+            member_rows: vec![MemberRow {
+                addr: "127.0.0.1:7001".into(),
+                alive: false,
+                local: false,
+                partitions_primary: 0,
+                partitions_replica: 0,
+                items: None,
+            }],
         });
         let lines = stats(Some(&view));
         assert_eq!(value(&lines, "cluster_enabled"), "1");
@@ -111,5 +157,7 @@ mod tests {
         assert_eq!(value(&lines, "replicas"), "2");
         assert_eq!(value(&lines, "partitions_replica"), "350");
         assert_eq!(lines[0].0, "cluster_enabled");
+        assert_eq!(value(&lines, "member_0_state"), "down");
+        assert_eq!(value(&lines, "member_0_items"), "unknown");
     }
 }

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use backend::{Backend, LocalBackend};
-pub use cluster::{ClusterSnapshot, ClusterView};
+pub use cluster::{ClusterSnapshot, ClusterView, MemberRow};
 pub use config::ServerConfig;
 pub use dispatch::{Dispatcher, VERSION};
 pub use shoal_command::{Command, Outcome};

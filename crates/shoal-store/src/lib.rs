@@ -14,6 +14,7 @@
 mod arith;
 mod clock;
 mod expiry;
+mod execute;
 mod hash;
 mod index;
 mod item;
