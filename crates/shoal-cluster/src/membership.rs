@@ -163,6 +163,12 @@ impl Membership {
         *self.local.borrow()
     }
 
+    /// A receiver of this node's identity: it changes when the node rejoins under the
+    /// next incarnation after the cluster declared it down.
+    pub fn local_watch(&self) -> watch::Receiver<NodeId> {
+        self.local.clone()
+    }
+
     /// A receiver of the live member list: sorted, self included, updated on every change.
     pub fn members(&self) -> watch::Receiver<Vec<NodeId>> {
         self.members.clone()

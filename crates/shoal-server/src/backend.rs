@@ -16,6 +16,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The storage counters behind this backend.
     fn store_stats(&self) -> StoreStats;
+
+    /// How many keys of a multi-get to hand over in one command. A local store answers
+    /// key by key (1: the output stays bounded by one item); a cluster batches keys so it
+    /// can ask each owner once for all of its keys.
+    fn get_batch(&self) -> usize {
+        1
+    }
 }
 
 /// A backend that keeps every item in this process.

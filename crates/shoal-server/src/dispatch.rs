@@ -51,6 +51,11 @@ impl<B: Backend> Dispatcher<B> {
         })
     }
 
+    /// The backend item commands go to.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
     /// The server's counters.
     pub fn stats(&self) -> &ServerStats {
         &self.stats

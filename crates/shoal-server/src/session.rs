@@ -214,22 +214,24 @@ impl Session {
         let Some(pending) = self.pending.as_mut() else {
             return;
         };
+        let batch = dispatcher.backend().get_batch().max(1);
         loop {
-            let Some(key) = pending.keys.next() else {
+            let keys: Vec<Bytes> = pending.keys.by_ref().take(batch).collect();
+            if keys.is_empty() {
                 // Only a line with no key gets here (the parser refuses those): answer it
                 // as one command.
                 let outcome = dispatcher
                     .dispatch(Command::Get(Get {
-                        keys: Vec::new(),
+                        keys,
                         options: pending.options.clone(),
                     }))
                     .await;
                 self.finish_get(&outcome, output);
                 return;
-            };
+            }
             let outcome = dispatcher
                 .dispatch(Command::Get(Get {
-                    keys: vec![key],
+                    keys,
                     options: pending.options.clone(),
                 }))
                 .await;

@@ -1,0 +1,73 @@
+//! One membership view as the router uses it: the [`PlacementMap`] computed from the live
+//! members, this node's address, and per-member partition counts for `stats cluster`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::node::NodeId;
+use crate::placement::{PartitionId, PlacementMap};
+
+/// A placement as seen from one node.
+#[derive(Debug)]
+pub struct View {
+    /// The owners of every partition.
+    pub map: PlacementMap,
+    /// This node's cluster address.
+    pub local: SocketAddr,
+    /// Partitions held as (primary, replica) by each live member.
+    pub counts: BTreeMap<SocketAddr, (u64, u64)>,
+}
+
+impl View {
+    /// The view of `members` (self included) with `replicas` wanted owners per partition.
+    pub fn new(members: &[NodeId], replicas: usize, local: SocketAddr) -> View {
+        let map = PlacementMap::compute(members, replicas);
+        let mut counts: BTreeMap<SocketAddr, (u64, u64)> =
+            map.members().iter().map(|m| (m.addr(), (0, 0))).collect();
+        for p in PartitionId::all() {
+            for (rank, owner) in map.owners(p).iter().enumerate() {
+                let entry = counts.entry(owner.addr()).or_default();
+                if rank == 0 {
+                    entry.0 += 1;
+                } else {
+                    entry.1 += 1;
+                }
+            }
+        }
+        View { map, local, counts }
+    }
+
+    /// The owners of `p`, primary first.
+    pub fn owners(&self, p: PartitionId) -> &[NodeId] {
+        self.map.owners(p)
+    }
+
+    /// The address of `p`'s primary, if there are members.
+    pub fn primary(&self, p: PartitionId) -> Option<SocketAddr> {
+        self.map.primary(p).map(|n| n.addr())
+    }
+
+    /// Whether this node is `p`'s primary.
+    pub fn is_primary(&self, p: PartitionId) -> bool {
+        self.primary(p) == Some(self.local)
+    }
+
+    /// Whether `addr` is one of `p`'s owners.
+    pub fn is_owner(&self, p: PartitionId, addr: SocketAddr) -> bool {
+        self.owners(p).iter().any(|o| o.addr() == addr)
+    }
+
+    /// The other owners of `p` (its replicas, when this node is the primary).
+    pub fn other_owners(&self, p: PartitionId) -> impl Iterator<Item = SocketAddr> + '_ {
+        let local = self.local;
+        self.owners(p)
+            .iter()
+            .map(|o| o.addr())
+            .filter(move |a| *a != local)
+    }
+
+    /// Whether `addr` is a live member.
+    pub fn is_member(&self, addr: SocketAddr) -> bool {
+        self.counts.contains_key(&addr)
+    }
+}
