@@ -207,3 +207,6 @@ impl Store {
         removed
     }
 }
+
+#[cfg(test)]
+mod tests;
