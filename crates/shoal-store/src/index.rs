@@ -43,6 +43,11 @@ impl Index {
         }
     }
 
+    /// Every entry, in table order.
+    pub fn entries(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots.iter().copied().filter(|&v| v != EMPTY)
+    }
+
     /// The entry at `pos` (from [`Index::find`]).
     pub fn get(&self, pos: usize) -> u32 {
         self.slots[pos]

@@ -10,6 +10,9 @@
 //! with a compact header (19 bytes for a 16-byte key without flags, `item.rs`), into
 //! segments of up to 64 KiB and indexes them in a table of 4-byte entries; segments, large
 //! values and the table are all counted against the limit (`shard.rs`).
+//!
+//! For the cluster, items also leave and enter the store as replicas, by last-writer-wins
+//! on their CAS, outside the client commands (`replica.rs`).
 
 mod arith;
 mod clock;
@@ -18,6 +21,7 @@ mod execute;
 mod hash;
 mod index;
 mod item;
+mod replica;
 mod shard;
 mod stats;
 

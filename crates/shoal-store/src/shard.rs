@@ -167,14 +167,19 @@ impl Shard {
         malloc_size(len) + LARGE_SLOT
     }
 
-    /// The address of a live item with this key; a dead one found is removed.
-    pub fn get_live(&mut self, ctx: &Ctx, hash: u64, key: &[u8]) -> Option<u32> {
+    /// The address of the indexed item with this key, live or dead.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         let (tag, mask, shift) = (self.tag(hash), self.addr_mask(), self.seg_shift);
         let segs = &self.segs;
         let (_, e) = self.index.find(hash, |e| {
             e & !mask == tag && key_at(segs, shift, e & mask) == key
         })?;
-        let addr = e & mask;
+        Some(e & mask)
+    }
+
+    /// The address of a live item with this key; a dead one found is removed.
+    pub fn get_live(&mut self, ctx: &Ctx, hash: u64, key: &[u8]) -> Option<u32> {
+        let addr = self.find(hash, key)?;
         let it = self.item(addr);
         if !ctx.is_dead(&it) {
             return Some(addr);
@@ -186,6 +191,23 @@ impl Shard {
         }
         self.remove(ctx, addr);
         None
+    }
+
+    /// Like [`Shard::get_live`], but a dead item found is removed without counting it
+    /// as a read that found it expired or flushed (for replication, not a client's read).
+    pub fn get_live_quiet(&mut self, ctx: &Ctx, hash: u64, key: &[u8]) -> Option<u32> {
+        let addr = self.find(hash, key)?;
+        if !ctx.is_dead(&self.item(addr)) {
+            return Some(addr);
+        }
+        self.remove(ctx, addr);
+        None
+    }
+
+    /// The addresses of every indexed item, live or dead, in no particular order.
+    pub fn addrs(&self) -> impl Iterator<Item = u32> + '_ {
+        let mask = self.addr_mask();
+        self.index.entries().map(move |e| e & mask)
     }
 
     /// The item at an address.
