@@ -137,7 +137,10 @@ where
 /// A queued response. Holds its request's in-flight slot until written, so responses the
 /// peer is slow to read still count against [`RpcConfig::max_in_flight`].
 enum Outgoing {
-    Frame(Vec<u8>, #[allow(dead_code)] OwnedSemaphorePermit),
+    Frame {
+        bytes: Vec<u8>,
+        _slot: OwnedSemaphorePermit,
+    },
     /// A response could not be encoded: close the connection.
     Close,
 }
@@ -145,7 +148,7 @@ enum Outgoing {
 impl OutFrame for Outgoing {
     fn bytes(&self) -> Option<&[u8]> {
         match self {
-            Outgoing::Frame(bytes, _) => Some(bytes),
+            Outgoing::Frame { bytes, .. } => Some(bytes),
             Outgoing::Close => None,
         }
     }
@@ -214,7 +217,7 @@ where
             tokio::select! {
                 resp = response => {
                     let out = match frame::encode(&resp, id, max_frame) {
-                        Ok(bytes) => Outgoing::Frame(bytes, slot),
+                        Ok(bytes) => Outgoing::Frame { bytes, _slot: slot },
                         Err(e) => {
                             tracing::warn!(%from, error = %e, "rpc response cannot be sent; closing the connection");
                             Outgoing::Close

@@ -369,3 +369,110 @@ async fn peers_share_one_client_per_address() {
     assert!(!Arc::ptr_eq(&a, &c));
     assert_eq!(within(c.send("q".to_owned())).await.unwrap(), "Q");
 }
+
+#[tokio::test]
+async fn frames_of_all_sizes_round_trip_pipelined() {
+    let (_server, addr) = start(
+        handler_fn(
+            |_, data: Vec<u8>| async move { data.iter().rev().copied().collect::<Vec<u8>>() },
+        ),
+        RpcConfig::default(),
+    )
+    .await;
+    let client = RpcClient::<Vec<u8>, Vec<u8>>::new(addr, RpcConfig::default());
+    // Sizes around and far beyond the writer's batch size, interleaved with tiny ones.
+    let sizes = [
+        0,
+        1,
+        100,
+        65_000,
+        3,
+        65_536,
+        70_000,
+        5,
+        1 << 20,
+        7,
+        200_000,
+        0,
+    ];
+    let calls: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let data: Vec<u8> = (0..size).map(|b| (b * 31 + i) as u8).collect();
+            (data.clone(), client.send(data))
+        })
+        .collect();
+    for (data, call) in calls {
+        let mut expected = data;
+        expected.reverse();
+        assert_eq!(within(call).await.unwrap(), expected);
+    }
+}
+
+#[tokio::test]
+async fn in_flight_limit_stops_reading_until_a_handler_finishes() {
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let (release_tx, release) = tokio::sync::watch::channel(0u32);
+    let (_server, addr) = start(
+        handler_fn(move |_, n: u32| {
+            let _ = seen_tx.send(n);
+            let mut release = release.clone();
+            async move {
+                // Finishes once `release` reaches n.
+                release.wait_for(|&r| r >= n).await.unwrap();
+                n
+            }
+        }),
+        RpcConfig {
+            max_in_flight: 2,
+            ..RpcConfig::default()
+        },
+    )
+    .await;
+    let client = RpcClient::<u32, u32>::new(addr, RpcConfig::default());
+    let calls: Vec<_> = (1..=4u32).map(|n| client.send(n)).collect();
+    assert_eq!(within(seen.recv()).await, Some(1));
+    assert_eq!(within(seen.recv()).await, Some(2));
+    // Two handlers are running: the third request is not read yet.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), seen.recv())
+            .await
+            .is_err()
+    );
+    release_tx.send(1).unwrap();
+    assert_eq!(within(seen.recv()).await, Some(3));
+    release_tx.send(4).unwrap();
+    assert_eq!(within(seen.recv()).await, Some(4));
+    for (n, call) in (1..=4u32).zip(calls) {
+        assert_eq!(within(call).await.unwrap(), n);
+    }
+}
+
+#[tokio::test]
+async fn peer_that_never_answers_does_not_hold_the_caller() {
+    // Accepts connections (through the kernel backlog) but never reads, like a peer frozen
+    // with SIGSTOP.
+    let frozen = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = frozen.local_addr().unwrap();
+    let client = RpcClient::<String, String>::new(addr, RpcConfig::default());
+    let call = client.send("anyone?".to_owned());
+    assert!(tokio::time::timeout(Duration::from_millis(100), call)
+        .await
+        .is_err());
+    assert_eq!(client.pending(), 0);
+    let call = client.send("still there?".to_owned());
+    client.reset();
+    assert!(matches!(within(call).await, Err(RpcError::Closed)));
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn send_static<T: Send + 'static>() {}
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_static::<ResponseFuture<String>>();
+    send_sync::<RpcClient<String, String>>();
+    send_sync::<Peers<String, String>>();
+    send_sync::<ServerHandle>();
+    send_sync::<RpcError>();
+}
