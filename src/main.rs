@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use shoal_server::{ClusterView, LocalBackend, Server};
+use shoal_server::{Backend, ClusterView, LocalBackend, Server, ServerConfig};
 use shoal_store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -54,31 +54,41 @@ fn run_server(args: &ServerArgs) -> Result<()> {
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
         let store = Arc::new(Store::new(node.server.store));
-        let cluster = match &node.cluster {
-            Some(settings) => Some(ClusterNode::start(settings).await?),
-            None => None,
-        };
-        let view = cluster.as_ref().map(|c| c.view() as Arc<dyn ClusterView>);
-        let server = Server::bind_with_cluster(node.server, LocalBackend::new(store), view).await?;
-        for addr in server.local_addrs() {
-            tracing::info!(%addr, "listening");
-        }
-        for addr in server.udp_addrs() {
-            tracing::info!(%addr, "listening on UDP");
-        }
-        let dispatcher = Arc::clone(server.dispatcher());
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received, shutting down");
-            dispatcher.request_shutdown();
-        });
-        server.run().await;
-        if let Some(cluster) = cluster {
-            cluster.leave().await;
+        match &node.cluster {
+            None => serve(node.server, LocalBackend::new(store), None).await?,
+            Some(settings) => {
+                let cluster = ClusterNode::start(settings, store).await?;
+                let served = serve(node.server, cluster.backend(), Some(cluster.view())).await;
+                cluster.leave().await;
+                served?;
+            }
         }
         Ok::<(), anyhow::Error>(())
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}
+
+/// Serves clients on `backend` until a signal or an allowed `shutdown` stops the server.
+async fn serve<B: Backend>(
+    config: ServerConfig,
+    backend: B,
+    view: Option<Arc<dyn ClusterView>>,
+) -> Result<()> {
+    let server = Server::bind_with_cluster(config, backend, view).await?;
+    for addr in server.local_addrs() {
+        tracing::info!(%addr, "listening");
+    }
+    for addr in server.udp_addrs() {
+        tracing::info!(%addr, "listening on UDP");
+    }
+    let dispatcher = Arc::clone(server.dispatcher());
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received, shutting down");
+        dispatcher.request_shutdown();
+    });
+    server.run().await;
     Ok(())
 }
 

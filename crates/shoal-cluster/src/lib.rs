@@ -15,6 +15,7 @@ pub mod error;
 pub mod membership;
 pub mod node;
 pub mod placement;
+pub mod router;
 pub mod rpc;
 
 pub use error::ClusterError;

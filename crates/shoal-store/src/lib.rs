@@ -16,8 +16,8 @@
 
 mod arith;
 mod clock;
-mod expiry;
 mod execute;
+mod expiry;
 mod hash;
 mod index;
 mod item;

@@ -126,6 +126,8 @@ impl std::fmt::Debug for Router {
 /// The tasks a running router owns; aborted on drop.
 #[derive(Debug)]
 pub struct RouterTasks {
+    /// The peer RPC server (stops when dropped).
+    _server: rpc::ServerHandle,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -227,7 +229,8 @@ impl Router {
         let puller = tokio::spawn(Arc::clone(&router).pull_loop());
         let poller = tokio::spawn(Arc::clone(&router).poll_item_counts());
         let tasks = RouterTasks {
-            tasks: vec![server, follower, puller, poller],
+            _server: server,
+            tasks: vec![follower, puller, poller],
         };
         (router, tasks)
     }
@@ -299,8 +302,7 @@ impl Router {
             let local = self.store.stats().curr_items;
             self.known.lock().insert(view.local, Some(local));
             for (addr, response) in pending {
-                let count = match tokio::time::timeout(Duration::from_millis(500), response).await
-                {
+                let count = match tokio::time::timeout(Duration::from_millis(500), response).await {
                     Ok(Ok(PeerResponse::Count(n))) => Some(n),
                     _ => None,
                 };
@@ -393,7 +395,9 @@ impl Router {
                 return cluster_error("no cluster member owns the key");
             };
             if primary == view.local {
-                if let Some(outcome) = self.run_as_primary(p, &key, command.clone(), deadline).await
+                if let Some(outcome) = self
+                    .run_as_primary(p, &key, command.clone(), deadline)
+                    .await
                 {
                     return outcome;
                 }
@@ -444,7 +448,10 @@ impl Router {
             if owner == view.local {
                 return Some(self.store.execute(command.clone()));
             }
-            let response = self.peers.get(owner).send(PeerRequest::Read(command.clone()));
+            let response = self
+                .peers
+                .get(owner)
+                .send(PeerRequest::Read(command.clone()));
             let until = Instant::now() + self.config.read_timeout;
             if let Waited::Answer(PeerResponse::Outcome(outcome)) =
                 self.wait_peer(response, until, |_| true).await
@@ -478,9 +485,7 @@ impl Router {
                     // The replica's process is gone or restarting: the failure detector
                     // will drop it and its successor will pull the partition from us.
                     let wait = self
-                        .wait_peer(std::future::pending(), deadline, |v| {
-                            v.is_owner(p, replica)
-                        })
+                        .wait_peer(std::future::pending(), deadline, |v| v.is_owner(p, replica))
                         .await;
                     if matches!(wait, Waited::TimedOut) {
                         tracing::warn!(%replica, "replica unreachable until the deadline");
@@ -502,7 +507,10 @@ impl Router {
         p: PartitionId,
         key: &Bytes,
         command: Command,
-    ) -> Option<(Outcome, Vec<(SocketAddr, rpc::ResponseFuture<PeerResponse>)>)> {
+    ) -> Option<(
+        Outcome,
+        Vec<(SocketAddr, rpc::ResponseFuture<PeerResponse>)>,
+    )> {
         if is_plain_read(&command) {
             return self
                 .view()

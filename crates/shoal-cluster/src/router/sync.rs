@@ -175,7 +175,10 @@ impl SyncState {
             tracing::info!(removed, "dropped leftovers of partitions gained");
         }
         if !inner.syncing.is_empty() {
-            tracing::info!(partitions = inner.syncing.len(), "pulling partitions gained");
+            tracing::info!(
+                partitions = inner.syncing.len(),
+                "pulling partitions gained"
+            );
         }
         drop(inner);
         self.wake.notify_one();
@@ -266,7 +269,10 @@ impl Router {
             };
             let response = self.peers.get(source).send(request);
             let until = Instant::now() + PULL_TIMEOUT;
-            match self.wait_peer(response, until, |v| v.is_member(source)).await {
+            match self
+                .wait_peer(response, until, |v| v.is_member(source))
+                .await
+            {
                 Waited::Answer(PeerResponse::Items(items)) => {
                     let merged = self.sync.merge(self, &items);
                     tracing::debug!(%source, received = items.len(), merged, "pulled");
@@ -296,8 +302,9 @@ impl Router {
             .collect();
         let until = Instant::now() + self.config.read_timeout;
         for (source, response) in pending {
-            if let Waited::Answer(PeerResponse::Item(Some(item))) =
-                self.wait_peer(response, until, |v| v.is_member(source)).await
+            if let Waited::Answer(PeerResponse::Item(Some(item))) = self
+                .wait_peer(response, until, |v| v.is_member(source))
+                .await
             {
                 self.sync.merge(self, std::slice::from_ref(&item));
             }
