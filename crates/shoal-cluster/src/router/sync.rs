@@ -37,6 +37,9 @@ const PULL_BATCH: usize = 32;
 const PULL_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the pull loop looks for work without being woken.
 const PULL_RETRY: Duration = Duration::from_millis(500);
+/// How long the items of a partition this node no longer owns are kept (new owners pull
+/// them meanwhile) before they are dropped.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(30);
 
 /// A partition being pulled.
 #[derive(Debug)]
@@ -54,6 +57,8 @@ struct Inner {
     /// Partitions held up to date.
     held: Vec<bool>,
     syncing: HashMap<u16, Syncing>,
+    /// Partitions no longer owned, since when.
+    lost: HashMap<u16, Instant>,
 }
 
 /// The hand-off state of one node.
@@ -74,6 +79,7 @@ impl SyncState {
                 authoritative,
                 held: vec![authoritative; usize::from(PARTITIONS)],
                 syncing: HashMap::new(),
+                lost: HashMap::new(),
             }),
             flags: (0..PARTITIONS).map(|_| AtomicBool::new(false)).collect(),
             wake: Notify::new(),
@@ -134,11 +140,15 @@ impl SyncState {
         for p in PartitionId::all() {
             let i = p.index();
             if !new.is_owner(p, new.local) {
+                if old.is_none_or(|o| o.is_owner(p, new.local)) {
+                    inner.lost.entry(p.get()).or_insert_with(Instant::now);
+                }
                 inner.held[i] = false;
                 inner.syncing.remove(&p.get());
                 self.flags[i].store(false, Ordering::Release);
                 continue;
             }
+            inner.lost.remove(&p.get());
             if inner.held[i] {
                 continue;
             }
@@ -228,6 +238,36 @@ impl SyncState {
         }
     }
 
+    /// Drops the items of partitions lost longer than [`LEFTOVER_GRACE`] ago.
+    fn drop_leftovers(&self, router: &Router) {
+        let mut inner = self.inner.lock();
+        let now = Instant::now();
+        let expired: Vec<u16> = inner
+            .lost
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) >= LEFTOVER_GRACE)
+            .map(|(&p, _)| p)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let mut drop_it = vec![false; usize::from(PARTITIONS)];
+        for p in &expired {
+            inner.lost.remove(p);
+            drop_it[usize::from(*p)] = true;
+        }
+        // Still under the lock: a view that gives a partition back waits for this.
+        let removed = router
+            .store
+            .retain(|key| !drop_it[partition_of(key).index()]);
+        drop(inner);
+        tracing::info!(
+            partitions = expired.len(),
+            removed,
+            "dropped items of partitions no longer owned"
+        );
+    }
+
     /// The syncing partitions grouped by their sources.
     fn work(&self) -> Vec<(Vec<SocketAddr>, Vec<u16>)> {
         let inner = self.inner.lock();
@@ -248,6 +288,7 @@ impl Router {
     pub(super) async fn pull_loop(self: Arc<Self>) {
         loop {
             let _ = tokio::time::timeout(PULL_RETRY, self.sync.wake.notified()).await;
+            self.sync.drop_leftovers(&self);
             for (sources, partitions) in self.sync.work() {
                 for batch in partitions.chunks(PULL_BATCH) {
                     if self.pull(&sources, batch).await {
