@@ -23,6 +23,8 @@
 mod handler;
 pub mod message;
 mod sync;
+#[cfg(test)]
+mod tests;
 pub mod view;
 
 use std::collections::BTreeMap;
