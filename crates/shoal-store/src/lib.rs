@@ -52,6 +52,9 @@ use shard::{Ctx, Shard};
 /// the paths that use `do_item_update`.
 const ITEM_UPDATE_INTERVAL: u32 = 60;
 
+/// Bits of a clustered node's tag at the bottom of every CAS it hands out.
+pub const CAS_TAG_BITS: u32 = 16;
+
 /// How a store is sized and behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -84,6 +87,9 @@ pub struct Store {
     shard_bits: u32,
     hasher: KeyHasher,
     cas: AtomicU64,
+    /// In a cluster, this node's tag in the low [`CAS_TAG_BITS`] bits of every CAS it
+    /// hands out (0: a single node, whose CAS values count 1, 2, 3... as memcached's).
+    cas_tag: AtomicU64,
     flush: FlushState,
     /// When the store started (memcached's relative clock starts there).
     started: u32,
@@ -198,6 +204,7 @@ impl Store {
             shard_bits: bits,
             hasher: KeyHasher::random(),
             cas: AtomicU64::new(0),
+            cas_tag: AtomicU64::new(0),
             flush: FlushState::default(),
             started: now32(clock.now()),
             clock,
@@ -230,7 +237,20 @@ impl Store {
     }
 
     fn next_cas(&self) -> u64 {
-        self.cas.fetch_add(1, Ordering::Relaxed) + 1
+        let count = self.cas.fetch_add(1, Ordering::Relaxed) + 1;
+        match self.cas_tag.load(Ordering::Relaxed) {
+            0 => count,
+            tag => (count << CAS_TAG_BITS) | tag,
+        }
+    }
+
+    /// Makes every CAS this store hands out from now on end in `tag` (taken modulo
+    /// 2^[`CAS_TAG_BITS`], 0 counts as 1): the nodes of a cluster use distinct tags so
+    /// that a CAS, which is also an item's version, is unique across the cluster. Call
+    /// it before the store is used.
+    pub fn set_cas_tag(&self, tag: u16) {
+        let tag = u64::from(tag) & ((1 << CAS_TAG_BITS) - 1);
+        self.cas_tag.store(tag.max(1), Ordering::Relaxed);
     }
 
     /// The CAS a change stamps: the explicit one if given, else a fresh one; 0 without CAS.

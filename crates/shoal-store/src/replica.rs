@@ -160,7 +160,11 @@ impl Store {
     /// fail-over the new primary's versions exceed the old primary's). Harmless without
     /// CAS (-C), where the counter is not used for items.
     pub fn observe_cas(&self, cas: u64) {
-        self.cas.fetch_max(cas, Ordering::Relaxed);
+        let count = match self.cas_tag.load(Ordering::Relaxed) {
+            0 => cas,
+            _ => cas >> crate::CAS_TAG_BITS,
+        };
+        self.cas.fetch_max(count, Ordering::Relaxed);
     }
 
     /// Gives `sink` every live item whose key `want` accepts, shard by shard, in no

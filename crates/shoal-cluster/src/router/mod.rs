@@ -208,6 +208,8 @@ impl Router {
         joining: bool,
     ) -> (Arc<Router>, RouterTasks) {
         let local = membership.local_id();
+        // CAS values (item versions) end in a tag of this node: unique across the cluster.
+        store.set_cas_tag(xxhash_rust::xxh3::xxh3_64(&local.placement_key()) as u16);
         let members = membership.members();
         let first = members.borrow().clone();
         let view = Arc::new(View::new(&first, config.replicas, local.addr()));

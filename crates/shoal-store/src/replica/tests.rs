@@ -487,3 +487,27 @@ proptest! {
         run_model(ops)?;
     }
 }
+
+#[test]
+fn tagged_cas_values_are_unique_across_nodes_and_follow_observed_versions() {
+    let (a, _) = store();
+    let (b, _) = store();
+    a.set_cas_tag(3);
+    b.set_cas_tag(40_000);
+    let mask = (1u64 << crate::CAS_TAG_BITS) - 1;
+    let from_a: Vec<u64> = (0..5).map(|i| set(&a, &format!("a{i}"), "x")).collect();
+    let from_b: Vec<u64> = (0..5).map(|i| set(&b, &format!("b{i}"), "x")).collect();
+    assert!(from_a.iter().all(|c| c & mask == 3));
+    assert!(from_b.iter().all(|c| c & mask == 40_000));
+    assert!(
+        from_a.iter().all(|c| !from_b.contains(c)),
+        "same counts, distinct CAS"
+    );
+    assert!(from_a.windows(2).all(|w| w[0] < w[1]));
+    // b sees a's newest version: its next CAS is above it, and still b's own.
+    let newest = *from_a.last().unwrap();
+    b.observe_cas(newest << 4);
+    let next = set(&b, "after", "x");
+    assert!(next > newest << 4);
+    assert_eq!(next & mask, 40_000);
+}
