@@ -24,11 +24,34 @@ pub struct Cli {
 }
 
 /// Shoal's subcommands.
+// Parsed once at start: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Subcommands {
     /// Run a cache node (the default).
     #[command(args_override_self = true)]
     Server(ServerArgs),
+    /// Inspect a running cluster.
+    Cluster(ClusterArgs),
+}
+
+/// `shoal cluster ...`: tools that talk to a running cluster.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// The `shoal cluster` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Print the members as one node sees them: state, partitions held, items.
+    Status {
+        /// The node to ask: HOST:PORT of its memcached client port.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:11211")]
+        node: String,
+    },
 }
 
 /// A node's options. Every one may also come from the config file; the command line wins.

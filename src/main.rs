@@ -5,6 +5,7 @@
 mod cli;
 mod cluster;
 mod settings;
+mod status;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,13 +16,16 @@ use shoal_server::{Backend, ClusterView, LocalBackend, Server, ServerConfig};
 use shoal_store::Store;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, ServerArgs, Subcommands};
+use crate::cli::{Cli, ClusterCommand, ServerArgs, Subcommands};
 use crate::cluster::ClusterNode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Subcommands::Server(args)) => run_server(&args),
+        Some(Subcommands::Cluster(cluster)) => match cluster.command {
+            ClusterCommand::Status { node } => status::run(&node),
+        },
         None => run_server(&cli.server),
     };
     match result {
