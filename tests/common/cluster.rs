@@ -74,6 +74,11 @@ impl Cluster {
     /// Starts `n` nodes with `--replicas replicas` (nodes 1.. join node 0) and waits
     /// until every node's `stats cluster` reports `cluster_members_alive n`.
     pub fn start(n: usize, replicas: usize) -> Cluster {
+        Cluster::start_with_args(n, replicas, &[])
+    }
+
+    /// [`Cluster::start`] with `extra` server arguments on every node (e.g. `-m 256`).
+    pub fn start_with_args(n: usize, replicas: usize, extra: &[&str]) -> Cluster {
         assert!(n > 0, "a cluster needs a node");
         let mut cluster = Cluster {
             nodes: Vec::with_capacity(n),
@@ -81,7 +86,7 @@ impl Cluster {
         };
         for i in 0..n {
             let join = cluster.nodes.first().map(|first| first.gossip);
-            let node = spawn_node(i, join, replicas);
+            let node = spawn_node(i, join, replicas, extra);
             cluster.nodes.push(node);
         }
         let started = Instant::now();
@@ -295,7 +300,7 @@ impl Drop for Cluster {
 
 /// Spawns node `index` on fresh ports, retrying on new ports when it exits early (a port
 /// taken between choosing and binding), and waits until it answers `version`.
-fn spawn_node(index: usize, join: Option<SocketAddr>, replicas: usize) -> Node {
+fn spawn_node(index: usize, join: Option<SocketAddr>, replicas: usize, extra: &[&str]) -> Node {
     static SERIAL: AtomicUsize = AtomicUsize::new(0);
     let mut failures = String::new();
     for attempt in 1..=START_ATTEMPTS {
@@ -326,6 +331,7 @@ fn spawn_node(index: usize, join: Option<SocketAddr>, replicas: usize) -> Node {
         if let Some(join) = join {
             args.extend(["--join".to_string(), join.to_string()]);
         }
+        args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(shoal_binary())
             .args(&args)
             .stdin(Stdio::null())
