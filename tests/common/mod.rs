@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod memccapable;
 pub mod process;
 pub mod tools;
 
