@@ -72,7 +72,10 @@ fn fetch_cluster_stats(node: &str) -> Result<HashMap<String, String>> {
             (Some("STAT"), Some(name), value) => {
                 stats.insert(name.to_string(), value.unwrap_or_default().to_string());
             }
-            _ => bail!("{node} answered `stats cluster` with {line:?}: is it a memcached server?"),
+            _ if line.ends_with("ERROR") || line.contains("ERROR ") => {
+                bail!("{node} is not a cluster node: it answered `stats cluster` with {line:?}")
+            }
+            _ => bail!("{node} answered `stats cluster` with {line:?}: is it a Shoal node?"),
         }
     }
     bail!("{node} sent more than {MAX_STAT_LINES} stat lines")
