@@ -372,7 +372,7 @@ fn wait_ready(node: &mut Node) -> Result<(), String> {
         if let Some(status) = node.child.try_wait().expect("try_wait") {
             return Err(format!("exited early with {status}"));
         }
-        if answers_version(node.client_port) {
+        if super::process::answers_version(&SocketAddr::from(([127, 0, 0, 1], node.client_port))) {
             // Another process may own the port while ours died.
             return match node.child.try_wait().expect("try_wait") {
                 Some(status) => Err(format!("exited early with {status}")),
@@ -384,23 +384,6 @@ fn wait_ready(node: &mut Node) -> Result<(), String> {
     Err(format!(
         "did not answer `version` within {NODE_STARTUP_TIMEOUT:?}"
     ))
-}
-
-/// True if 127.0.0.1:port accepts a connection and answers `version` with `VERSION `.
-fn answers_version(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    if stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .is_err()
-        || stream.write_all(b"version\r\n").is_err()
-    {
-        return false;
-    }
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("VERSION ")
 }
 
 /// A loopback port number that was free a moment ago for both TCP and UDP, and differs

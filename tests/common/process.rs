@@ -179,7 +179,7 @@ fn send_signal(pid: u32, signal: &str) {
 }
 
 /// True if a server on `addr` accepts a connection and answers `version` with `VERSION `.
-fn answers_version(addr: &SocketAddr) -> bool {
+pub fn answers_version(addr: &SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(addr, Duration::from_secs(1)) else {
         return false;
     };
