@@ -23,6 +23,9 @@ use crate::settings::ClusterSettings;
 /// How long a graceful leave may take before the node exits anyway.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a leaving node keeps answering its peers' requests after telling them.
+const DRAIN_GRACE: Duration = Duration::from_millis(300);
+
 /// Keys of a multi-get handed to the router at once.
 const CLUSTER_GET_BATCH: usize = 32;
 
@@ -71,14 +74,17 @@ impl ClusterNode {
         Arc::new(StatusView(Arc::clone(&self.router)))
     }
 
-    /// Leaves the cluster gracefully (peers learn at once), waiting at most a second.
+    /// Leaves the cluster gracefully: tells the peers first (they stop routing here at
+    /// once), lets the requests they already sent finish for a moment, then stops serving
+    /// them.
     pub async fn leave(self) {
-        drop(self.tasks);
         match tokio::time::timeout(LEAVE_TIMEOUT, self.membership.leave()).await {
             Ok(Ok(())) => tracing::info!("left the cluster"),
             Ok(Err(error)) => tracing::warn!(%error, "leaving the cluster failed"),
             Err(_) => tracing::warn!("leaving the cluster timed out"),
         }
+        tokio::time::sleep(DRAIN_GRACE).await;
+        drop(self.tasks);
     }
 }
 

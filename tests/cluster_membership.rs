@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use common::cluster::free_cluster_port;
 use common::process::target_is_memcached;
 use common::{ShoalProcess, TextClient};
 
@@ -17,12 +17,6 @@ const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 const DETECT_LIMIT: Duration = Duration::from_secs(5);
 /// How long a resumed node is watched before the cluster must be whole and stable.
 const SETTLE: Duration = Duration::from_secs(3);
-
-/// A loopback UDP port that was free a moment ago.
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("binding UDP 127.0.0.1:0");
-    socket.local_addr().expect("local_addr").port()
-}
 
 /// One clustered node and a connection to it.
 struct Node {
@@ -44,7 +38,7 @@ impl Node {
 /// Starts three nodes; the second and third join the first. Children die on Drop.
 fn start_cluster() -> Vec<Node> {
     let gossip: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_udp_port()))
+        .map(|_| format!("127.0.0.1:{}", free_cluster_port(0)))
         .collect();
     (0..3)
         .map(|i| {

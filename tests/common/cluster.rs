@@ -388,7 +388,7 @@ fn wait_ready(node: &mut Node) -> Result<(), String> {
 
 /// A loopback port number that was free a moment ago for both TCP and UDP, and differs
 /// from `avoid`.
-fn free_cluster_port(avoid: u16) -> u16 {
+pub fn free_cluster_port(avoid: u16) -> u16 {
     for _ in 0..100 {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("binding TCP 127.0.0.1:0");
         let port = tcp.local_addr().expect("local_addr").port();
