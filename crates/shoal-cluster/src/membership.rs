@@ -15,6 +15,8 @@
 //! a 3-node loopback cluster to about 2 × 300 + 300 + 600 ms = 1.5 s.
 
 mod driver;
+#[cfg(test)]
+mod sim;
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
