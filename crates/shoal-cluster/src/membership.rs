@@ -44,8 +44,16 @@ pub struct SwimTuning {
     /// How often membership updates are pushed to a few random members (speeds up
     /// dissemination of joins, leaves and deaths beyond piggybacking on probes).
     pub gossip_period: Duration,
-    /// How often a node with no live peer re-announces itself to the seeds.
+    /// How often a node with no live peer, or not active after a rejoin, re-announces
+    /// itself to the seeds (and a few known members).
     pub seed_retry: Duration,
+    /// How many times each membership update is piggybacked before it is dropped (foca's
+    /// `new_lan(16)` says 4; the simulator showed suspicions and deaths then sometimes
+    /// never reach a member).
+    pub max_transmissions: u8,
+    /// How often a node tries members it holds down (foca's default, 65 s, is how long
+    /// the two sides of a healed network partition took to find each other).
+    pub announce_to_down_every: Duration,
 }
 
 impl Default for SwimTuning {
@@ -58,6 +66,8 @@ impl Default for SwimTuning {
             suspect_to_down_after: Duration::from_millis(600),
             gossip_period: Duration::from_millis(100),
             seed_retry: Duration::from_millis(500),
+            max_transmissions: 8,
+            announce_to_down_every: Duration::from_secs(2),
         }
     }
 }
@@ -76,6 +86,11 @@ impl SwimTuning {
             frequency: self.gossip_period,
             num_members: NonZeroUsize::MIN.saturating_add(2),
         });
+        config.max_transmissions =
+            std::num::NonZeroU8::new(self.max_transmissions).unwrap_or(std::num::NonZeroU8::MIN);
+        if let Some(params) = &mut config.periodic_announce_to_down_members {
+            params.frequency = self.announce_to_down_every;
+        }
         config
     }
 }

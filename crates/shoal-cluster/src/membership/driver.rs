@@ -5,7 +5,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Foca, Identity, NoCustomBroadcast, PostcardCodec, Timer};
+use foca::{
+    AccumulatingRuntime, Codec, Foca, Identity, Message, NoCustomBroadcast, OwnedNotification,
+    PostcardCodec, Timer,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::net::UdpSocket;
@@ -50,6 +53,8 @@ pub(super) struct Driver {
     max_packet: usize,
     local_tx: watch::Sender<NodeId>,
     members_tx: watch::Sender<Vec<NodeId>>,
+    /// Whether foca last reported itself active (not after `Idle`, `Defunct`, `Rejoin`).
+    active: bool,
 }
 
 impl Driver {
@@ -76,6 +81,7 @@ impl Driver {
             max_packet,
             local_tx,
             members_tx,
+            active: false,
         }
     }
 
@@ -108,16 +114,27 @@ impl Driver {
                 () = sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {
                     self.fire_due_timers();
                 }
-                _ = seed_tick.tick() => {
-                    if self.foca.num_members() == 0 {
-                        for seed in self.seeds.clone() {
-                            let result = self.foca.announce(seed, &mut self.runtime);
-                            log_error("announce", result);
-                        }
-                    }
-                }
+                _ = seed_tick.tick() => self.reannounce(),
             }
             self.flush().await;
+        }
+    }
+
+    /// Announces to the seeds while we know no member, and also to a few known members
+    /// while foca is not active: after a rejoin under a renewed identity, foca waits
+    /// for a message to reach the new identity, and if the few that carry it are lost it
+    /// would otherwise stay silent until the next announce to down members.
+    fn reannounce(&mut self) {
+        if self.foca.num_members() > 0 && self.active {
+            return;
+        }
+        let mut targets = self.seeds.clone();
+        if !self.active {
+            targets.extend(self.foca.iter_members().take(3).map(|m| *m.id()));
+        }
+        for target in targets {
+            let result = self.foca.announce(target, &mut self.runtime);
+            log_error("announce", result);
         }
     }
 
@@ -137,7 +154,22 @@ impl Driver {
 
     /// Sends what foca queued, schedules its timers and publishes membership changes.
     async fn flush(&mut self) {
+        while let Some(notification) = self.runtime.to_notify() {
+            tracing::debug!(?notification, "membership notification");
+            match notification {
+                OwnedNotification::Active => self.active = true,
+                OwnedNotification::Idle
+                | OwnedNotification::Defunct
+                | OwnedNotification::Rejoin(_) => self.active = false,
+                _ => {}
+            }
+        }
         while let Some((to, data)) = self.runtime.to_send() {
+            if is_turn_undead(&data) && self.foca.iter_members().any(|m| *m.id() == to) {
+                // foca 2.0.0 sends TurnUndead when a suspicion times out even if the member
+                // refuted it in time: a live member would rejoin under a new identity.
+                continue;
+            }
             if let Err(e) = self.socket.send_to(&data, to.addr()).await {
                 tracing::debug!(to = %to, error = %e, "cluster socket send error");
             }
@@ -147,9 +179,6 @@ impl Driver {
             self.timer_seq += 1;
             self.timers
                 .push(Reverse((now + after, self.timer_seq, timer)));
-        }
-        while let Some(notification) = self.runtime.to_notify() {
-            tracing::debug!(?notification, "membership notification");
         }
         self.publish();
     }
@@ -174,6 +203,16 @@ impl Driver {
             changed
         });
     }
+}
+
+/// Whether a datagram foca produced is a `TurnUndead` message (telling its destination
+/// that it was declared down).
+pub(super) fn is_turn_undead(data: &[u8]) -> bool {
+    let mut buf = data;
+    matches!(
+        Codec::<NodeId>::decode_header(&mut PostcardCodec, &mut buf),
+        Ok(header) if header.message == Message::TurnUndead
+    )
 }
 
 /// Foca's errors are about single bad packets or events; it stays usable, so log them.

@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-use foca::{Codec, Message, PostcardCodec};
-
 use crate::membership::SwimTuning;
-use crate::node::NodeId;
 
 /// How the simulated driver behaves. [`Policy::production`] mirrors `driver.rs` and the
 /// default [`SwimTuning`]; the other settings model proposed changes, so their effect
@@ -29,9 +26,28 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Exactly what production does.
+    /// Exactly what production does (`driver.rs` re-announces while inactive and drops
+    /// stale `TurnUndead`s; the transmission count and the announce-to-down period come
+    /// from [`SwimTuning`]).
     pub fn production() -> Self {
-        Self::default()
+        Self {
+            reannounce_while_inactive: true,
+            drop_stale_turn_undead: true,
+            max_transmissions: None,
+            announce_to_down_every: None,
+        }
+    }
+
+    /// Production without the fixes the simulator led to (foca's `new_lan(16)` settings,
+    /// no re-announce while inactive, stale `TurnUndead`s sent): `SHOAL_SIM_PROPOSED=none`
+    /// shows the failures they fixed.
+    pub fn before_fixes() -> Self {
+        Self {
+            reannounce_while_inactive: false,
+            drop_stale_turn_undead: false,
+            max_transmissions: Some(4),
+            announce_to_down_every: Some(Duration::from_secs(65)),
+        }
     }
 
     /// Production, unless `SHOAL_SIM_PROPOSED` lists changes to try (comma-separated:
@@ -43,6 +59,7 @@ impl Policy {
         };
         for item in list.split(',').map(str::trim) {
             match item.split_once('=') {
+                _ if item == "none" => policy = Self::before_fixes(),
                 _ if item == "all" => {
                     policy.reannounce_while_inactive = true;
                     policy.drop_stale_turn_undead = true;
@@ -79,11 +96,4 @@ impl Policy {
     }
 }
 
-/// Whether a datagram foca produced is a `TurnUndead` message.
-pub fn is_turn_undead(data: &[u8]) -> bool {
-    let mut buf = data;
-    matches!(
-        Codec::<NodeId>::decode_header(&mut PostcardCodec, &mut buf),
-        Ok(header) if header.message == Message::TurnUndead
-    )
-}
+pub(super) use crate::membership::driver::is_turn_undead;
