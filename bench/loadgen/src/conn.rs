@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::keys::KeyDist;
+use crate::keys::{KeyDist, KeyNames};
 use crate::protocol::{encode_get, encode_set, parse_reply, Reply};
 
 /// A rate-limited send that the timer woke up to this much after its slot still counts
@@ -29,8 +29,10 @@ pub struct Mix {
     pub get_ratio: f64,
     /// Keys per get (1: plain get; more: multi-get).
     pub mget: usize,
-    /// How keys are chosen.
+    /// How key indices are chosen.
     pub dist: KeyDist,
+    /// Which key each index names.
+    pub names: KeyNames,
     /// The value every set writes.
     pub value: Arc<Vec<u8>>,
     /// After a single-key get misses, set that key (cache-aside).
@@ -174,7 +176,7 @@ impl Driver {
         if self.rng.gen::<f64>() < self.mix.get_ratio {
             self.keys.clear();
             for _ in 0..self.mix.mget {
-                let key = self.mix.dist.sample(&mut self.rng);
+                let key = self.mix.names.id(self.mix.dist.sample(&mut self.rng));
                 self.keys.push(key);
             }
             encode_get(&mut self.wbuf, &self.keys);
@@ -185,7 +187,7 @@ impl Driver {
                 key: self.keys[0],
             }
         } else {
-            let key = self.mix.dist.sample(&mut self.rng);
+            let key = self.mix.names.id(self.mix.dist.sample(&mut self.rng));
             encode_set(&mut self.wbuf, key, &self.mix.value);
             Pending {
                 sent: now,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::keys::KeyNames;
 use crate::preload::{bulk, Bulk};
 use crate::report::HeldReport;
 use crate::stats;
@@ -18,8 +19,9 @@ pub async fn held(
     conns: usize,
     depth: usize,
 ) -> Result<HeldReport> {
-    let errors = bulk(addr, written, Bulk::Write(value), conns, depth).await?;
-    let readable = bulk(addr, written, Bulk::Read(100), conns, 4).await?;
+    let names = KeyNames::identity();
+    let errors = bulk(addr, written, &names, Bulk::Write(value), conns, depth).await?;
+    let readable = bulk(addr, written, &names, Bulk::Read(100), conns, 4).await?;
     let stats = stats::fetch(addr).await?;
     Ok(HeldReport {
         written,

@@ -20,6 +20,32 @@ pub fn write_key(buf: &mut Vec<u8>, index: u64) {
     }
 }
 
+/// Which key id the `i`-th key of a run is: `i` itself, or entry `i` of a table (keys
+/// picked by where a cluster places them, see [`crate::placed`]). Distributions and bulk
+/// phases work on indices `0..count`; this maps an index to the key actually sent.
+#[derive(Debug, Clone, Default)]
+pub struct KeyNames(Option<Arc<Vec<u64>>>);
+
+impl KeyNames {
+    /// Index `i` is key `i`.
+    pub fn identity() -> Self {
+        KeyNames(None)
+    }
+
+    /// Index `i` is key `ids[i]`; indices past the table's end are not allowed.
+    pub fn table(ids: Vec<u64>) -> Self {
+        KeyNames(Some(Arc::new(ids)))
+    }
+
+    /// The key id of index `index`.
+    pub fn id(&self, index: u64) -> u64 {
+        match &self.0 {
+            None => index,
+            Some(ids) => ids[index as usize],
+        }
+    }
+}
+
 /// How keys are chosen among `0..count`.
 #[derive(Debug, Clone)]
 pub enum KeyDist {
@@ -85,6 +111,13 @@ mod tests {
         let mut b = Vec::new();
         write_key(&mut b, 999_999_999_999_999);
         assert_eq!(b, b"k999999999999999");
+    }
+
+    #[test]
+    fn key_names_map_indices() {
+        assert_eq!(KeyNames::identity().id(7), 7);
+        let table = KeyNames::table(vec![5, 9, 12]);
+        assert_eq!((table.id(0), table.id(2)), (5, 12));
     }
 
     #[test]

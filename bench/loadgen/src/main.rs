@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use shoal_loadgen::conn::Mix;
-use shoal_loadgen::keys::{KeyDist, ZipfTable};
+use shoal_loadgen::keys::{KeyDist, KeyNames, ZipfTable};
+use shoal_loadgen::placed::{select, Placed};
 use shoal_loadgen::run::{run, RunSpec};
 
 /// A memcached text-protocol load generator.
@@ -25,6 +26,14 @@ enum Command {
     Run(RunArgs),
     /// Write keys 0..N, then count how many a get still finds (items held).
     Held(HeldArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Placement {
+    /// Keys whose partition primary is --cluster-node.
+    Local,
+    /// Keys --cluster-node owns neither as primary nor as replica.
+    Remote,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -92,6 +101,19 @@ struct RunArgs {
     /// Seed of the key choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Use only keys placed this way relative to --cluster-node in a Shoal cluster of
+    /// --cluster-members (key index i is then the i-th such key).
+    #[arg(long, value_enum, requires_all = ["cluster_members", "cluster_node"])]
+    placed: Option<Placement>,
+    /// Cluster (gossip) addresses of every member, comma-separated (with --placed).
+    #[arg(long, value_delimiter = ',')]
+    cluster_members: Vec<SocketAddr>,
+    /// Cluster address of the node the load goes to (with --placed).
+    #[arg(long)]
+    cluster_node: Option<SocketAddr>,
+    /// Owners per partition of that cluster (with --placed).
+    #[arg(long, default_value_t = 2)]
+    cluster_replicas: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -133,6 +155,23 @@ fn main() -> Result<()> {
                 Dist::Uniform => KeyDist::Uniform { count: args.keys },
                 Dist::Zipf => KeyDist::Zipf(Arc::new(ZipfTable::new(args.keys, args.zipf_s))),
             };
+            let names = match (args.placed, args.cluster_node) {
+                (Some(placed), Some(node)) => {
+                    let placed = match placed {
+                        Placement::Local => Placed::Local,
+                        Placement::Remote => Placed::Remote,
+                    };
+                    let count = args.keys.max(args.preload);
+                    KeyNames::table(select(
+                        &args.cluster_members,
+                        args.cluster_replicas,
+                        node,
+                        placed,
+                        count,
+                    )?)
+                }
+                _ => KeyNames::identity(),
+            };
             let spec = RunSpec {
                 addr: args.common.server,
                 conns: args.conns,
@@ -141,6 +180,7 @@ fn main() -> Result<()> {
                     get_ratio: args.get_ratio,
                     mget: args.mget,
                     dist,
+                    names,
                     value: Arc::new(vec![b'v'; args.common.value_size]),
                     set_on_miss: args.set_on_miss,
                 },

@@ -1,6 +1,6 @@
 //! Sequential bulk phases over a key range, split across pipelined connections: writing
 //! keys `0..count` (the preload, and the writes of the items-held count) and counting how
-//! many of them a `get` still finds.
+//! many of them a `get` still finds. Indices go through [`KeyNames`] to the keys sent.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::keys::KeyNames;
 use crate::protocol::{encode_get, encode_set, parse_reply, Reply};
 
 /// Which bulk phase to run on a key range.
@@ -22,12 +23,14 @@ pub enum Bulk {
     Read(usize),
 }
 
-/// Splits `0..count` across `conns` connections and runs `bulk` on each part with `depth`
-/// requests in flight. Returns the sum of the parts' results: for writes, the sets not
-/// answered `STORED`; for reads, the keys found.
+/// Splits indices `0..count` across `conns` connections and runs `bulk` on each part with
+/// `depth` requests in flight, on the keys `names` gives those indices. Returns the sum of
+/// the parts' results: for writes, the sets not answered `STORED`; for reads, the keys
+/// found.
 pub async fn bulk(
     addr: SocketAddr,
     count: u64,
+    names: &KeyNames,
     bulk: Bulk,
     conns: usize,
     depth: usize,
@@ -41,8 +44,9 @@ pub async fn bulk(
             continue;
         }
         let bulk = bulk.clone();
+        let names = names.clone();
         tasks.push(tokio::spawn(async move {
-            bulk_range(addr, range, bulk, depth).await
+            bulk_range(addr, range, names, bulk, depth).await
         }));
     }
     let mut total = 0;
@@ -52,7 +56,13 @@ pub async fn bulk(
     Ok(total)
 }
 
-async fn bulk_range(addr: SocketAddr, range: Range<u64>, bulk: Bulk, depth: usize) -> Result<u64> {
+async fn bulk_range(
+    addr: SocketAddr,
+    range: Range<u64>,
+    names: KeyNames,
+    bulk: Bulk,
+    depth: usize,
+) -> Result<u64> {
     let mut stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
@@ -72,10 +82,10 @@ async fn bulk_range(addr: SocketAddr, range: Range<u64>, bulk: Bulk, depth: usiz
         while in_flight < depth.max(1) && next < range.end {
             let end = (next + step).min(range.end);
             match &bulk {
-                Bulk::Write(value) => encode_set(&mut wbuf, next, value),
+                Bulk::Write(value) => encode_set(&mut wbuf, names.id(next), value),
                 Bulk::Read(_) => {
                     keys.clear();
-                    keys.extend(next..end);
+                    keys.extend((next..end).map(|index| names.id(index)));
                     encode_get(&mut wbuf, keys.make_contiguous());
                 }
             }

@@ -41,6 +41,7 @@ pub async fn run(spec: RunSpec) -> Result<RunReport> {
         let errors = bulk(
             spec.addr,
             spec.preload,
+            &spec.mix.names,
             Bulk::Write(spec.mix.value.clone()),
             spec.conns.min(16),
             64,

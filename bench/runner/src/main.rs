@@ -1,7 +1,13 @@
 //! `shoal-bench`: runs memcached and Shoal in alternating rounds through every workload
-//! and writes `latest.md`, `latest.png` and `latest.json` to the results directory.
+//! and writes `latest.md`, `latest.png` and `latest.json` to the results directory; with
+//! `--cluster` (or cluster workload ids in `--only`) runs the cluster benchmark instead
+//! and writes `cluster.md` and `cluster.json`.
 //! Normally started by `bench/run`, which installs the tools and builds everything first.
 
+mod cluster;
+mod cluster_nodes;
+mod cluster_report;
+mod cluster_run;
 mod machine;
 mod measure;
 mod memcaslap;
@@ -31,7 +37,7 @@ struct Cli {
     /// Short runs, one round per server (a smoke run; numbers are indicative only).
     #[arg(long)]
     quick: bool,
-    /// Rounds per server [default: 3, quick: 1].
+    /// Rounds per server [default: 3, quick: 1; --cluster: 5 per side, quick: 1].
     #[arg(long)]
     rounds: Option<usize>,
     /// Seconds per measured run [default: 10, quick: 3].
@@ -43,6 +49,13 @@ struct Cli {
     /// Offered rate of the latency workload, requests/s.
     #[arg(long, default_value_t = 25_000.0)]
     rate: f64,
+    /// Run the cluster benchmark (hop, hop-r1, cluster3) instead of the single-node one;
+    /// writes cluster.{md,json}.
+    #[arg(long)]
+    cluster: bool,
+    /// Offered rate of the cluster benchmark's latency runs, requests/s.
+    #[arg(long, default_value_t = CLUSTER_RATE)]
+    cluster_rate: f64,
     /// Key counts of the growth workload, smaller first [default: 1000000,10000000;
     /// quick: 200000,2000000].
     #[arg(long, value_delimiter = ',')]
@@ -73,8 +86,26 @@ struct Cli {
     note: Option<String>,
 }
 
+/// The default offered rate of the cluster latency runs: about half what the remote path
+/// of a 3-node cluster sharing 2 cores with the load generator sustains.
+const CLUSTER_RATE: f64 = 10_000.0;
+
+/// Rounds per side of the cluster benchmark in full mode (its numbers are noisier than the
+/// single-node ones: four processes share the CPUs).
+const CLUSTER_ROUNDS: usize = 5;
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    let cluster_list = cluster::all();
+    let cluster_ids: Vec<&str> = cluster_list.iter().map(|w| w.id.as_str()).collect();
+    let wants_cluster = cli.cluster
+        || (!cli.only.is_empty() && cli.only.iter().all(|id| cluster_ids.contains(&id.as_str())));
+    if cli.only.iter().any(|id| cluster_ids.contains(&id.as_str())) && !wants_cluster {
+        bail!("--only mixes cluster and single-node workloads: run them separately");
+    }
+    if wants_cluster && !cli.list {
+        return cluster_main(&cli, cluster_list);
+    }
     let scale = Scale {
         secs: cli.secs.unwrap_or(if cli.quick { 3 } else { 10 }),
         threads: cli.threads,
@@ -92,6 +123,9 @@ fn main() -> Result<()> {
         for w in &list {
             println!("{:10} {}", w.id, w.title);
         }
+        for w in &cluster_list {
+            println!("{:10} {} (cluster benchmark)", w.id, w.title);
+        }
         return Ok(());
     }
     if !cli.only.is_empty() {
@@ -100,25 +134,8 @@ fn main() -> Result<()> {
             bail!("no workload matches --only (see --list)");
         }
     }
-    let loadgen = match cli.loadgen.clone() {
-        Some(path) => path,
-        None => std::env::current_exe()?.with_file_name("shoal-loadgen"),
-    };
-    for path in [&cli.shoal, &cli.memcached, &loadgen] {
-        if !path.exists() {
-            bail!("{} not found", path.display());
-        }
-    }
-    let ctx = RunContext {
-        memcached: cli.memcached.clone(),
-        shoal: cli.shoal.clone(),
-        loadgen,
-        scratch: std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id())),
-    };
-    let command = cli
-        .command
-        .clone()
-        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
+    let ctx = context(&cli)?;
+    let command = recorded_command(&cli);
     let header = Header {
         date: machine::date(),
         machine: machine::describe(),
@@ -199,6 +216,56 @@ fn main() -> Result<()> {
         cli.out.display()
     );
     Ok(())
+}
+
+fn context(cli: &Cli) -> Result<RunContext> {
+    let loadgen = match cli.loadgen.clone() {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("shoal-loadgen"),
+    };
+    for path in [&cli.shoal, &cli.memcached, &loadgen] {
+        if !path.exists() {
+            bail!("{} not found", path.display());
+        }
+    }
+    Ok(RunContext {
+        memcached: cli.memcached.clone(),
+        shoal: cli.shoal.clone(),
+        loadgen,
+        scratch: std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id())),
+    })
+}
+
+fn recorded_command(cli: &Cli) -> String {
+    cli.command
+        .clone()
+        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "))
+}
+
+/// The cluster benchmark: `list` filtered by `--only`, written to cluster.{md,json}.
+fn cluster_main(cli: &Cli, mut list: Vec<cluster::ClusterWorkload>) -> Result<()> {
+    if !cli.only.is_empty() {
+        list.retain(|w| cli.only.contains(&w.id));
+        if list.is_empty() {
+            bail!("no cluster workload matches --only (see --list)");
+        }
+    }
+    let plan = cluster_run::Plan {
+        list,
+        rounds: cli
+            .rounds
+            .unwrap_or(if cli.quick { 1 } else { CLUSTER_ROUNDS })
+            .max(1),
+        scale: cluster::ClusterScale {
+            secs: cli.secs.unwrap_or(if cli.quick { 3 } else { 10 }),
+            threads: cli.threads,
+            rate: cli.cluster_rate,
+        },
+        quick: cli.quick,
+        command: recorded_command(cli),
+        note: cli.note.clone(),
+    };
+    cluster_run::run(&plan, &context(cli)?, &cli.out)
 }
 
 struct Header {

@@ -60,7 +60,8 @@ pub fn loadgen_command(
     argv
 }
 
-fn run_json<T: DeserializeOwned>(argv: &[String]) -> Result<T> {
+/// Runs `argv` to completion and parses its stdout as JSON.
+pub fn run_json<T: DeserializeOwned>(argv: &[String]) -> Result<T> {
     let output = Command::new(&argv[0])
         .args(&argv[1..])
         .output()

@@ -84,7 +84,8 @@ pub struct Server {
     pub addr: SocketAddr,
 }
 
-fn free_port() -> Result<u16> {
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?.port())
 }
@@ -93,7 +94,12 @@ impl Server {
     /// Starts `kind` and waits until it accepts connections.
     pub fn start(kind: Kind, launch: &Launch) -> Result<Server> {
         let port = free_port()?;
-        let argv = launch.command_line(kind, port);
+        Server::spawn(&launch.command_line(kind, port), port)
+    }
+
+    /// Runs `argv` (a server listening on 127.0.0.1:`port`) and waits until it accepts
+    /// connections.
+    pub fn spawn(argv: &[String], port: u16) -> Result<Server> {
         let child = Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::null())
