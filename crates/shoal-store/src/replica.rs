@@ -93,6 +93,17 @@ impl Store {
     ///
     /// It always observes the CAS ([`Store::observe_cas`]) first.
     pub fn apply_replica(&self, item: &ReplicaItem) -> Result<bool, ServerError> {
+        self.write_replica(item, false)
+    }
+
+    /// Writes a replica that a partition's primary sent, in the primary's order: as
+    /// [`Store::apply_replica`], except that an equal CAS also gives way, because a
+    /// `touch` (or `gat`, or an invalidation) changes an item without changing its CAS.
+    pub fn put_replica(&self, item: &ReplicaItem) -> Result<bool, ServerError> {
+        self.write_replica(item, true)
+    }
+
+    fn write_replica(&self, item: &ReplicaItem, ties_win: bool) -> Result<bool, ServerError> {
         self.observe_cas(item.cas);
         let cfg = &self.config;
         let key = &item.key[..];
@@ -104,7 +115,8 @@ impl Store {
         let hash = self.hasher.hash(key);
         let mut sh = self.shard(hash).lock();
         let old = sh.get_live_quiet(&ctx, hash, key);
-        if old.is_some_and(|idx| !supersedes(item.cas, sh.item(idx).cas())) {
+        let gives_way = |held: u64| supersedes(item.cas, held) || (ties_win && item.cas == held);
+        if old.is_some_and(|idx| !gives_way(sh.item(idx).cas())) {
             return Ok(false);
         }
         let cas = if cfg.use_cas { item.cas } else { 0 };

@@ -555,7 +555,7 @@ impl Router {
     pub(crate) fn apply_replica(&self, op: &ReplicaOp) {
         match op {
             ReplicaOp::Put(item) => {
-                if let Err(error) = self.store.apply_replica(item) {
+                if let Err(error) = self.store.put_replica(item) {
                     tracing::warn!(?error, "a replicated item could not be stored");
                 }
             }

@@ -511,3 +511,25 @@ fn tagged_cas_values_are_unique_across_nodes_and_follow_observed_versions() {
     assert!(next > newest << 4);
     assert_eq!(next & mask, 40_000);
 }
+
+#[test]
+fn a_primary_s_put_with_an_equal_cas_replaces_but_a_pulled_one_does_not() {
+    let (a, _) = store();
+    let mut item = replica("k", "v", 7);
+    assert_eq!(a.apply_replica(&item), Ok(true));
+    // A touch on the primary keeps the CAS and changes the expiry.
+    item.expires_at = T0 + 1000;
+    assert_eq!(a.apply_replica(&item), Ok(false), "a tie is not newer");
+    assert_eq!(
+        a.put_replica(&item),
+        Ok(true),
+        "the primary's order decides"
+    );
+    assert_eq!(a.export(b"k").map(|i| i.expires_at), Some(T0 + 1000));
+    let older = replica("k", "old", 6);
+    assert_eq!(
+        a.put_replica(&older),
+        Ok(false),
+        "an older version never wins"
+    );
+}
