@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use shoal_server::{Backend, ClusterView, LocalBackend, Server, ServerConfig};
+use shoal_server::{Backend, ClusterView, LocalBackend, Server, ServerConfig, Workers};
 use shoal_store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -51,20 +51,34 @@ fn run_server(args: &ServerArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Client connections are served by the server's own `-t` worker threads (one
+    // single-threaded runtime each). This runtime runs the rest: accept loops, UDP,
+    // signals and, in a cluster, membership, replication and serving peers' RPC, which
+    // gets as many threads as the clients do.
+    let control_threads = if node.cluster.is_some() {
+        node.server.threads
+    } else {
+        1
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(node.server.threads)
+        .worker_threads(control_threads)
+        .thread_name("shoal-control")
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
         let store = Arc::new(Store::new(node.server.store));
         match &node.cluster {
-            None => serve(node.server, LocalBackend::new(store), None).await?,
+            None => serve(node.server, LocalBackend::new(store), None)
+                .await?
+                .stop(),
             Some(settings) => {
                 let cluster = ClusterNode::start(settings, store).await?;
                 let served = serve(node.server, cluster.backend(), Some(cluster.view())).await;
+                // Clients are still served while the node leaves; then their connections
+                // (and any peer connection their workers started) are closed.
                 cluster.leave().await;
-                served?;
+                served?.stop();
             }
         }
         Ok::<(), anyhow::Error>(())
@@ -73,12 +87,13 @@ fn run_server(args: &ServerArgs) -> Result<()> {
     Ok(())
 }
 
-/// Serves clients on `backend` until a signal or an allowed `shutdown` stops the server.
+/// Serves clients on `backend` until a signal or an allowed `shutdown` stops the server;
+/// returns the workers still serving the open connections, for the caller to stop.
 async fn serve<B: Backend>(
     config: ServerConfig,
     backend: B,
     view: Option<Arc<dyn ClusterView>>,
-) -> Result<()> {
+) -> Result<Workers<B>> {
     let server = Server::bind_with_cluster(config, backend, view).await?;
     for addr in server.local_addrs() {
         tracing::info!(%addr, "listening");
@@ -92,8 +107,7 @@ async fn serve<B: Backend>(
         tracing::info!("signal received, shutting down");
         dispatcher.request_shutdown();
     });
-    server.run().await;
-    Ok(())
+    Ok(server.run().await)
 }
 
 /// Waits for SIGTERM or SIGINT.

@@ -1,7 +1,8 @@
-//! Shoal's network server: TCP listeners (and UDP with -U), the per-connection state
-//! machine and loop, and the dispatch of parsed commands to a [`Backend`] (the local
-//! store, later the cluster), with memcached's statistics. It knows nothing of how keys
-//! are placed across nodes.
+//! Shoal's network server: TCP listeners (and UDP with -U), the worker threads that serve
+//! client connections (one single-threaded runtime per `-t`, see [`workers`]), the
+//! per-connection state machine and loop, and the dispatch of parsed commands to a
+//! [`Backend`] (the local store or the cluster), with memcached's statistics. It knows
+//! nothing of how keys are placed across nodes.
 
 pub mod backend;
 pub mod cluster;
@@ -12,6 +13,7 @@ pub mod listener;
 pub mod session;
 pub mod stats;
 pub mod udp;
+pub mod workers;
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,13 +25,15 @@ pub use config::ServerConfig;
 pub use dispatch::{Dispatcher, VERSION};
 pub use shoal_command::{Command, Outcome};
 use tokio::net::{TcpListener, UdpSocket};
+pub use workers::Workers;
 
-/// A bound, not yet running server.
+/// A bound, not yet running server (its worker threads started, idle).
 #[derive(Debug)]
-pub struct Server<B> {
+pub struct Server<B: Backend> {
     dispatcher: Arc<Dispatcher<B>>,
     listeners: Vec<TcpListener>,
     udp: Vec<UdpSocket>,
+    workers: Workers<B>,
 }
 
 impl<B: Backend> Server<B> {
@@ -38,8 +42,8 @@ impl<B: Backend> Server<B> {
         Self::bind_with_cluster(config, backend, None).await
     }
 
-    /// Binds every listening address of `config`; `cluster`, when given, is what
-    /// `stats cluster` reports (None: a single node).
+    /// Binds every listening address of `config` and starts its `threads` workers;
+    /// `cluster`, when given, is what `stats cluster` reports (None: a single node).
     pub async fn bind_with_cluster(
         config: ServerConfig,
         backend: B,
@@ -65,10 +69,19 @@ impl<B: Backend> Server<B> {
                 udp.push(socket);
             }
         }
+        let threads = config.threads;
+        let dispatcher = Dispatcher::with_cluster(backend, config, cluster);
+        let workers = Workers::start(threads, &dispatcher).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("cannot start the worker threads: {error}"),
+            )
+        })?;
         Ok(Server {
-            dispatcher: Dispatcher::with_cluster(backend, config, cluster),
+            dispatcher,
             listeners,
             udp,
+            workers,
         })
     }
 
@@ -93,14 +106,19 @@ impl<B: Backend> Server<B> {
         &self.dispatcher
     }
 
-    /// Serves until a shutdown is requested (signal or `shutdown` command).
-    pub async fn run(self) {
+    /// Serves until a shutdown is requested (signal or `shutdown` command): accept loops
+    /// and UDP run as tasks of the caller's runtime, connections on the workers. Returns
+    /// once nothing more is accepted; the workers go on serving the open connections (and
+    /// any task they spawned) until they are stopped or dropped.
+    #[must_use = "dropping the workers closes every connection at once"]
+    pub async fn run(self) -> Workers<B> {
         let mut shutdown = self.dispatcher.shutdown_signal();
         let mut loops = Vec::new();
         for listener in self.listeners {
             loops.push(tokio::spawn(listener::accept_loop(
                 listener,
                 Arc::clone(&self.dispatcher),
+                self.workers.distributor().clone(),
             )));
         }
         for socket in self.udp {
@@ -111,5 +129,6 @@ impl<B: Backend> Server<B> {
         for accept in loops {
             let _ = accept.await;
         }
+        self.workers
     }
 }

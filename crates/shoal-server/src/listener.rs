@@ -1,21 +1,26 @@
 //! Accepting client connections: one accept loop per listening address, the connection
-//! limit (memcached's -c), and the hand-off of each connection to its own task.
+//! limit (memcached's -c), and the hand-off of each connection to a worker thread
+//! ([`crate::workers`]).
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::backend::Backend;
-use crate::connection;
 use crate::dispatch::Dispatcher;
+use crate::workers::{Distributor, Slot};
 
 /// What memcached answers a connection it cannot take.
 const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
 
-/// Accepts connections on `listener` until the server shuts down.
-pub async fn accept_loop<B: Backend>(listener: TcpListener, dispatcher: Arc<Dispatcher<B>>) {
+/// Accepts connections on `listener` until the server shuts down, handing each to a
+/// worker through `workers`.
+pub async fn accept_loop<B: Backend>(
+    listener: TcpListener,
+    dispatcher: Arc<Dispatcher<B>>,
+    workers: Distributor<B>,
+) {
     let mut shutdown = dispatcher.shutdown_signal();
     loop {
         let accepted = tokio::select! {
@@ -31,20 +36,12 @@ pub async fn accept_loop<B: Backend>(listener: TcpListener, dispatcher: Arc<Disp
                 continue;
             }
         };
-        let stats = dispatcher.stats();
-        let open = stats.curr_connections.fetch_add(1, Relaxed) + 1;
-        if open > dispatcher.config().max_connections as u64 {
-            stats.curr_connections.fetch_sub(1, Relaxed);
-            stats.rejected_connections.fetch_add(1, Relaxed);
-            tokio::spawn(refuse(stream));
-            continue;
+        match Slot::take(&dispatcher) {
+            Some(slot) => workers.hand_off(stream, slot),
+            None => {
+                tokio::spawn(refuse(stream));
+            }
         }
-        stats.total_connections.fetch_add(1, Relaxed);
-        let dispatcher = Arc::clone(&dispatcher);
-        tokio::spawn(async move {
-            connection::serve(stream, Arc::clone(&dispatcher)).await;
-            dispatcher.stats().curr_connections.fetch_sub(1, Relaxed);
-        });
     }
 }
 
