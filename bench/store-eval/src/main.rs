@@ -4,7 +4,7 @@
 //! memcached features each API has, probed.
 //!
 //! `cargo run --release --manifest-path bench/Cargo.toml -p store-eval [-- --runs 5
-//! --ops 2000000]`
+//! --ops 2000000 --only held,throughput,features]`
 
 mod engines;
 mod features;
@@ -47,15 +47,27 @@ fn held_configs() -> Vec<SegConfig> {
     ]
 }
 
+const SECTIONS: [&str; 3] = ["held", "throughput", "features"];
+const USAGE: &str = "takes --runs N, --ops N, --only held,throughput,features";
+
 struct Args {
     runs: usize,
     ops: usize,
+    /// Sections to run: `held`, `throughput`, `features` (all when empty).
+    only: Vec<String>,
+}
+
+impl Args {
+    fn wants(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
     let mut args = Args {
         runs: 5,
         ops: 2_000_000,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -67,7 +79,13 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "--runs" => args.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--ops" => args.ops = value()?.parse().map_err(|e| format!("--ops: {e}"))?,
-            _ => return Err(format!("unknown argument {a} (takes --runs N, --ops N)")),
+            "--only" => {
+                args.only = value()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = args.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    return Err(format!("unknown section {bad}: {USAGE}"));
+                }
+            }
+            _ => return Err(format!("unknown argument {a}: {USAGE}")),
         }
     }
     Ok(Some(args))
@@ -210,10 +228,16 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
     );
-    if let Err(e) = print_held() {
-        eprintln!("store-eval: {e}");
-        std::process::exit(1);
+    if args.wants("held") {
+        if let Err(e) = print_held() {
+            eprintln!("store-eval: {e}");
+            std::process::exit(1);
+        }
     }
-    print_throughput(&args);
-    print_features();
+    if args.wants("throughput") {
+        print_throughput(&args);
+    }
+    if args.wants("features") {
+        print_features();
+    }
 }
