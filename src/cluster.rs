@@ -122,6 +122,7 @@ impl ClusterView for StatusView {
             partitions: u64::from(PARTITIONS),
             partitions_primary: local.map_or(0, |m| m.primary),
             partitions_replica: local.map_or(0, |m| m.replica),
+            partitions_syncing: status.syncing,
             member_rows: status
                 .members
                 .iter()

@@ -546,3 +546,22 @@ fn cluster_status_fails_clearly_on_a_single_node() {
         "the error says why:\n{err}"
     );
 }
+
+/// Hand-off ends promptly: once a 5-node cluster has formed (four joins, each changing
+/// every node's view), every node soon holds all the partitions it owns (nothing left to
+/// pull), instead of serving them through per-key fetches from their previous owners.
+#[test]
+fn every_node_finishes_pulling_soon_after_the_cluster_forms() {
+    if skip_for_memcached() {
+        return;
+    }
+    let cluster = Cluster::start(5, 2);
+    for i in 0..cluster.len() {
+        let took = cluster.wait_until(
+            &format!("node {i} to have no partition left to pull"),
+            std::time::Duration::from_secs(10),
+            || cluster.stats(i, Some("cluster"))["partitions_syncing"] == "0",
+        );
+        eprintln!("node {i}: nothing left to pull {took:?} after the cluster formed");
+    }
+}

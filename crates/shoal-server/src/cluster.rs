@@ -45,6 +45,8 @@ pub struct ClusterSnapshot {
     pub partitions_primary: u64,
     /// Partitions this node holds as a (non-primary) replica.
     pub partitions_replica: u64,
+    /// Partitions this node owns but is still pulling from their previous owners.
+    pub partitions_syncing: u64,
     /// Every member known, alive or not, in address order.
     pub member_rows: Vec<MemberRow>,
 }
@@ -59,6 +61,7 @@ impl ClusterSnapshot {
             partitions: SINGLE_NODE_PARTITIONS,
             partitions_primary: SINGLE_NODE_PARTITIONS,
             partitions_replica: 0,
+            partitions_syncing: 0,
             member_rows: Vec::new(),
         }
     }
@@ -82,6 +85,7 @@ pub fn stats(view: Option<&dyn ClusterView>) -> Vec<(String, String)> {
         ("partitions", snapshot.partitions),
         ("partitions_primary", snapshot.partitions_primary),
         ("partitions_replica", snapshot.partitions_replica),
+        ("partitions_syncing", snapshot.partitions_syncing),
     ];
     let mut out: Vec<(String, String)> = lines
         .into_iter()
@@ -142,6 +146,7 @@ mod tests {
             partitions: 1024,
             partitions_primary: 300,
             partitions_replica: 350,
+            partitions_syncing: 7,
             member_rows: vec![MemberRow {
                 addr: "127.0.0.1:7001".into(),
                 alive: false,
@@ -156,6 +161,7 @@ mod tests {
         assert_eq!(value(&lines, "cluster_members_alive"), "3");
         assert_eq!(value(&lines, "replicas"), "2");
         assert_eq!(value(&lines, "partitions_replica"), "350");
+        assert_eq!(value(&lines, "partitions_syncing"), "7");
         assert_eq!(lines[0].0, "cluster_enabled");
         assert_eq!(value(&lines, "member_0_state"), "down");
         assert_eq!(value(&lines, "member_0_items"), "unknown");
