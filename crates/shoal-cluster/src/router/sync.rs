@@ -268,6 +268,18 @@ impl SyncState {
         );
     }
 
+    /// Those of `partitions` still syncing from exactly `sources`: a view change since
+    /// [`work`](Self::work) was computed may have finished them, dropped them or given
+    /// them other sources (the next round of the pull loop takes those).
+    fn still_syncing_from(&self, partitions: &[u16], sources: &[SocketAddr]) -> Vec<u16> {
+        let inner = self.inner.lock();
+        partitions
+            .iter()
+            .copied()
+            .filter(|p| inner.syncing.get(p).is_some_and(|s| s.sources == sources))
+            .collect()
+    }
+
     /// The syncing partitions grouped by their sources.
     fn work(&self) -> Vec<(Vec<SocketAddr>, Vec<u16>)> {
         let inner = self.inner.lock();
@@ -291,8 +303,15 @@ impl Router {
             self.sync.drop_leftovers(&self);
             for (sources, partitions) in self.sync.work() {
                 for batch in partitions.chunks(PULL_BATCH) {
-                    if self.pull(&sources, batch).await {
-                        self.sync.finish(batch, &sources);
+                    // Skip what a newer view changed: a source asked for a partition its
+                    // own view does not give us would hold the pull for seconds, and every
+                    // command on a syncing partition costs a merge round trip meanwhile.
+                    let batch = self.sync.still_syncing_from(batch, &sources);
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    if self.pull(&sources, &batch).await {
+                        self.sync.finish(&batch, &sources);
                     }
                 }
             }
@@ -310,17 +329,22 @@ impl Router {
             };
             let response = self.peers.get(source).send(request);
             let until = Instant::now() + PULL_TIMEOUT;
-            match self
-                .wait_peer(response, until, |v| v.is_member(source))
-                .await
-            {
+            // A view that changes what these partitions sync from abandons the pull (the
+            // source may be holding it until its own view agrees, for seconds): the next
+            // round of the pull loop asks again for what is still wanted.
+            let still = |v: &View| {
+                v.is_member(source)
+                    && self.sync.still_syncing_from(partitions, sources).len() == partitions.len()
+            };
+            match self.wait_peer(response, until, still).await {
                 Waited::Answer(PeerResponse::Items(items)) => {
                     let merged = self.sync.merge(self, &items);
                     tracing::debug!(%source, received = items.len(), merged, "pulled");
                 }
                 Waited::Moved => {
-                    // The source left: the next view recomputes the sources.
-                    complete = false;
+                    // The source left, or the partitions' sources changed: the next round
+                    // pulls what is still wanted.
+                    return false;
                 }
                 _ => {
                     tracing::debug!(%source, "pull failed, will retry");
@@ -392,3 +416,7 @@ impl Router {
         PeerResponse::Items(scan.await.unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod tests;
