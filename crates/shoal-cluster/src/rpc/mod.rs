@@ -33,6 +33,7 @@
 
 mod client;
 mod frame;
+mod outbox;
 mod peers;
 mod server;
 #[cfg(test)]
