@@ -117,7 +117,9 @@ where
     /// The request is encoded and enqueued now, before this returns (no await): requests
     /// sent through one client are written to the socket in exactly the order `send` was
     /// called, even from several threads, and nothing is reordered across a reconnect
-    /// (requests queued while connecting go out in order once connected). Without a
+    /// (requests queued while connecting go out in order once connected). The write itself
+    /// happens once the tasks ready on this thread have run, so that requests sent by
+    /// several of them share one `write` (see the module documentation). Without a
     /// connection, this starts connecting (so it must be called within a tokio runtime;
     /// outside one the call fails with [`RpcError::Connect`]).
     ///
@@ -153,7 +155,7 @@ where
         state.pending.insert(id, waiter);
         drop(state);
         drop(req);
-        outbox.flush();
+        outbox.schedule();
         ResponseFuture {
             inner: Inner::Waiting {
                 shared: self.shared.clone(),

@@ -45,6 +45,8 @@ struct State {
     busy: bool,
     /// What the socket could not take at once, for the writer task.
     stalled: Option<Taken>,
+    /// The writer task is to flush at the end of its worker's current round of tasks.
+    scheduled: bool,
     /// Why the outbox closed: nothing more is written.
     closed: Option<io::ErrorKind>,
 }
@@ -67,6 +69,7 @@ impl Outbox {
                 spare: Vec::new(),
                 busy: false,
                 stalled: None,
+                scheduled: false,
                 closed: None,
             }),
             socket: OnceLock::new(),
@@ -151,6 +154,18 @@ impl Outbox {
         }
     }
 
+    /// Has the writer task flush once the tasks ready to run on this thread have run, so
+    /// that the frames they push go out in one write.
+    pub(crate) fn schedule(&self) {
+        let mut state = self.lock();
+        if state.busy || state.scheduled || state.closed.is_some() || self.socket.get().is_none() {
+            return;
+        }
+        state.scheduled = true;
+        drop(state);
+        self.wake.notify_one();
+    }
+
     /// Closes the outbox: nothing more is pushed or written, the writer task ends with an
     /// error of kind `why`, and [`closed`](Self::closed) resolves.
     pub(crate) fn close(&self, why: io::ErrorKind) {
@@ -176,6 +191,11 @@ impl Outbox {
     pub(crate) async fn run_writer(self: Arc<Self>) -> io::Result<()> {
         loop {
             self.wake.notified().await;
+            if self.lock().scheduled {
+                tokio::task::yield_now().await;
+                self.lock().scheduled = false;
+                self.flush();
+            }
             let mut next = self.stalled()?;
             while let Some(mut taken) = next {
                 let socket = self.socket.get().expect("a write stalled on a socket");
