@@ -24,9 +24,11 @@ use super::{RpcConfig, RpcError};
 pub trait Handler<Req, Resp>: Send + Sync + 'static {
     /// Called on the connection's reader task, in arrival order, one request at a time:
     /// whatever it does before returning its future is done in the order the peer sent
-    /// the requests. The returned future then runs concurrently with later requests; its
-    /// output is the response, written back with the request's id (responses may go out
-    /// in any order). The future is dropped unfinished if the connection closes.
+    /// the requests. The returned future is polled once right away on the reader task
+    /// (so keep its synchronous parts short); if not ready, it then runs on its own task,
+    /// concurrently with later requests. Its output is the response, written back with the
+    /// request's id (responses may go out in any order). The future is dropped unfinished
+    /// if the connection closes.
     fn handle(&self, from: SocketAddr, req: Req) -> impl Future<Output = Resp> + Send + 'static;
 }
 
