@@ -4,8 +4,10 @@
 //! pushed. Whoever finds the outbox idle when it [`flush`](Outbox::flush)es writes
 //! everything queued at once with non-blocking writes, on its own thread: a frame costs
 //! no task wake-up, and frames pushed while a write is under way go out together with
-//! the next one. Only when the socket cannot take everything does the connection's writer
-//! task ([`Outbox::run_writer`]) take over and wait for the socket to drain.
+//! the next one. [`schedule`](Outbox::schedule) instead has the writer task flush at the
+//! end of the scheduler's round, so that the frames many tasks push in that round share
+//! one write. When the socket cannot take everything, the writer task
+//! ([`Outbox::run_writer`]) takes over and waits for the socket to drain.
 
 use std::io;
 use std::mem;
