@@ -12,13 +12,13 @@ use std::task::{Context, Poll};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::BufReader;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use super::frame::{self, AbortOnDrop};
+use super::frame::{self, AbortOnDrop, FrameReader};
+use super::outbox::{CloseOnDrop, Outbox};
 use super::{RpcConfig, RpcError};
 
 /// Where a call's outcome is delivered.
@@ -56,8 +56,8 @@ struct State<Resp> {
 struct Conn {
     /// Identifies this connection among the client's successive ones.
     generation: u64,
-    /// The writer queue: encoded frames, in `send` order.
-    queue: mpsc::UnboundedSender<Vec<u8>>,
+    /// Where requests are encoded, in `send` order, and written from.
+    outbox: Arc<Outbox>,
     /// The connection task (connect, then read responses; it owns the writer task).
     task: AbortHandle,
 }
@@ -117,7 +117,9 @@ where
     /// The request is encoded and enqueued now, before this returns (no await): requests
     /// sent through one client are written to the socket in exactly the order `send` was
     /// called, even from several threads, and nothing is reordered across a reconnect
-    /// (requests queued while connecting go out in order once connected). Without a
+    /// (requests queued while connecting go out in order once connected). The write itself
+    /// happens once the tasks ready on this thread have run, so that requests sent by
+    /// several of them share one `write` (see the module documentation). Without a
     /// connection, this starts connecting (so it must be called within a tokio runtime;
     /// outside one the call fails with [`RpcError::Connect`]).
     ///
@@ -127,16 +129,10 @@ where
     /// if the response is not a `Resp`. It never times out by itself. Dropping it forgets
     /// the call (a late response is discarded).
     pub fn send(&self, req: Req) -> ResponseFuture<Resp> {
-        let mut bytes = match frame::encode(&req, 0, self.shared.config.max_frame) {
-            Ok(bytes) => bytes,
-            Err(e) => return ResponseFuture::ready(Err(e)),
-        };
-        drop(req);
-        let (waiter, response) = oneshot::channel();
+        let max_frame = self.shared.config.max_frame;
         let mut state = self.shared.lock();
         let id = state.next_id;
         state.next_id += 1;
-        frame::set_id(&mut bytes, id);
         if state.conn.is_none() {
             match self.start_connection(&mut state) {
                 Ok(conn) => state.conn = Some(conn),
@@ -146,12 +142,20 @@ where
         let Some(conn) = &state.conn else {
             return ResponseFuture::ready(Err(RpcError::Closed));
         };
-        if conn.queue.send(bytes).is_err() {
-            // The connection's writer is gone; its task is about to clear it.
-            return ResponseFuture::ready(Err(RpcError::Closed));
+        // Encoded straight into the outbox, under the lock that orders the sends. Fails
+        // with `Closed` if the connection is failing (its task is about to clear it).
+        if let Err(e) = conn
+            .outbox
+            .push(None, |buf| frame::encode_into(buf, &req, id, max_frame))
+        {
+            return ResponseFuture::ready(Err(e));
         }
+        let outbox = conn.outbox.clone();
+        let (waiter, response) = oneshot::channel();
         state.pending.insert(id, waiter);
         drop(state);
+        drop(req);
+        outbox.schedule();
         ResponseFuture {
             inner: Inner::Waiting {
                 shared: self.shared.clone(),
@@ -168,11 +172,15 @@ where
             .map_err(|e| RpcError::Connect(io::Error::other(e)))?;
         let generation = state.next_generation;
         state.next_generation += 1;
-        let (queue, rx) = mpsc::unbounded_channel();
-        let task = runtime.spawn(run_connection(self.shared.clone(), generation, rx));
+        let outbox = Arc::new(Outbox::new(None));
+        let task = runtime.spawn(run_connection(
+            self.shared.clone(),
+            generation,
+            outbox.clone(),
+        ));
         Ok(Conn {
             generation,
-            queue,
+            outbox,
             task: task.abort_handle(),
         })
     }
@@ -213,13 +221,14 @@ impl<Req, Resp> std::fmt::Debug for RpcClient<Req, Resp> {
     }
 }
 
-/// A connection's life: connect (within the timeout), then write queued frames (on a
-/// writer task) and deliver responses until either side fails; then fail every call in
+/// A connection's life: connect (within the timeout), then write the requests queued
+/// meanwhile, deliver responses (and let the outbox's writer task finish writes the
+/// socket could not take at once) until either side fails; then fail every call in
 /// flight. Aborted by [`RpcClient::reset`], which fails the calls itself.
 async fn run_connection<Resp: DeserializeOwned + Send + 'static>(
     shared: Arc<Shared<Resp>>,
     generation: u64,
-    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    outbox: Arc<Outbox>,
 ) {
     let addr = shared.addr;
     let stream = tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(addr));
@@ -244,10 +253,10 @@ async fn run_connection<Resp: DeserializeOwned + Send + 'static>(
         }
     };
     let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
-    let mut writer = AbortOnDrop(tokio::spawn(async move {
-        frame::write_frames(&mut write, &mut queue).await
-    }));
+    let (read, write) = stream.into_split();
+    let _close = CloseOnDrop(outbox.clone());
+    let mut writer = AbortOnDrop(tokio::spawn(outbox.clone().run_writer()));
+    outbox.attach(write);
     let outcome = tokio::select! {
         read = read_responses(read, &shared) => read,
         written = &mut writer.0 => written.unwrap_or_else(|e| Err(io::Error::other(e))),
@@ -264,14 +273,19 @@ async fn read_responses<Resp: DeserializeOwned>(
     read: OwnedReadHalf,
     shared: &Shared<Resp>,
 ) -> io::Result<()> {
-    let mut read = BufReader::with_capacity(frame::READ_BUFFER, read);
-    while let Some((id, payload)) = frame::read_frame(&mut read, shared.config.max_frame).await? {
-        let waiter = shared.lock().pending.remove(&id);
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(postcard::from_bytes(&payload).map_err(RpcError::Decode));
+    let mut frames = FrameReader::new(read, shared.config.max_frame);
+    loop {
+        while let Some((id, payload)) = frames.next_buffered()? {
+            let waiter = shared.lock().pending.remove(&id);
+            if let Some(waiter) = waiter {
+                let response = postcard::from_bytes(frames.payload(payload));
+                let _ = waiter.send(response.map_err(RpcError::Decode));
+            }
+        }
+        if !frames.fill().await? {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 /// The response of one [`RpcClient::send`] call.

@@ -1,140 +1,163 @@
-//! Framing: encoding a message into a frame, reading one frame, and the batching writer
-//! loop shared by clients and servers.
+//! Framing: encoding a message as a frame at the end of a buffer, and [`FrameReader`],
+//! which splits the incoming byte stream into frames.
 
 use std::io;
+use std::ops::Range;
 
+use postcard::ser_flavors::Flavor;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::RpcError;
 
 /// Bytes before the payload: the `u32` length and the `u64` request id.
 pub(crate) const HEADER: usize = 12;
 
-/// Frames queued up to this many bytes are written with one `write`; a frame at least
-/// this large is written on its own without being copied.
-const BATCH: usize = 64 * 1024;
-
-/// Capacity of the read buffer in front of a socket's read half.
+/// How many bytes a read asks for at least; also the read buffer's resting capacity.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
 
-/// Encodes `msg` as a complete frame with request id `id`.
+/// A read buffer grown beyond this (by a large frame) is shrunk back once emptied.
+const SHRINK_ABOVE: usize = 4 * READ_BUFFER;
+
+/// A postcard output that appends to a `Vec` without taking ownership of it.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `msg` to `buf` as a complete frame with request id `id`.
 ///
 /// Fails with [`RpcError::TooLarge`] if the frame's length (id + payload) exceeds
-/// `max_frame` (or `u32::MAX`).
-pub(crate) fn encode<T: Serialize>(
+/// `max_frame` (or `u32::MAX`), or [`RpcError::Encode`]; `buf` is then left as it was.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
     msg: &T,
     id: u64,
     max_frame: usize,
-) -> Result<Vec<u8>, RpcError> {
-    let mut buf = Vec::with_capacity(64);
-    buf.extend_from_slice(&[0; HEADER]);
-    let mut buf = postcard::to_extend(msg, buf).map_err(RpcError::Encode)?;
-    let len = buf.len() - 4;
-    if len > max_frame || u32::try_from(len).is_err() {
-        return Err(RpcError::TooLarge(len));
+) -> Result<(), RpcError> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&id.to_be_bytes());
+    if let Err(e) = postcard::serialize_with_flavor(msg, Append(buf)) {
+        buf.truncate(start);
+        return Err(RpcError::Encode(e));
     }
-    buf[0..4].copy_from_slice(&(len as u32).to_be_bytes());
-    set_id(&mut buf, id);
-    Ok(buf)
+    let len = buf.len() - start - 4;
+    match u32::try_from(len) {
+        Ok(len32) if len <= max_frame => {
+            buf[start..start + 4].copy_from_slice(&len32.to_be_bytes());
+            Ok(())
+        }
+        _ => {
+            buf.truncate(start);
+            Err(RpcError::TooLarge(len))
+        }
+    }
 }
 
-/// Overwrites the request id of an encoded frame.
-pub(crate) fn set_id(frame: &mut [u8], id: u64) {
-    frame[4..HEADER].copy_from_slice(&id.to_be_bytes());
-}
-
-/// Reads one frame: `Ok(None)` on a clean end of stream before a frame starts, the
-/// request id and payload otherwise.
+/// Splits a byte stream into frames: reads as much as the socket has (so one read often
+/// brings many frames) and hands out the complete frames buffered.
 ///
 /// A length above `max_frame` or below 8 is an `InvalidData` error (the caller closes the
-/// connection). The payload buffer grows as bytes arrive, so a peer announcing a large
-/// frame without sending it costs no memory.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
+/// connection), reported as soon as the length arrives. The buffer grows only as bytes
+/// arrive, so a peer announcing a large frame without sending it costs no memory.
+pub(crate) struct FrameReader<R> {
+    read: R,
+    buf: Vec<u8>,
+    /// Bytes of `buf` before this are consumed.
+    start: usize,
     max_frame: usize,
-) -> io::Result<Option<(u64, Vec<u8>)>> {
-    let len = match r.read_u32().await {
-        Ok(len) => len as usize,
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if len > max_frame {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("incoming frame of {len} bytes exceeds the maximum of {max_frame}"),
-        ));
-    }
-    let Some(payload_len) = len.checked_sub(8) else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("incoming frame of {len} bytes is shorter than its request id"),
-        ));
-    };
-    let id = r.read_u64().await?;
-    let mut payload = Vec::with_capacity(payload_len.min(BATCH));
-    (&mut *r)
-        .take(payload_len as u64)
-        .read_to_end(&mut payload)
-        .await?;
-    if payload.len() != payload_len {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(Some((id, payload)))
 }
 
-/// An item of a writer queue.
-pub(crate) trait OutFrame: Send + 'static {
-    /// The frame's bytes, or `None` to close the connection.
-    fn bytes(&self) -> Option<&[u8]>;
-}
-
-impl OutFrame for Vec<u8> {
-    fn bytes(&self) -> Option<&[u8]> {
-        Some(self)
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader of frames of at most `max_frame` bytes (as the length field counts).
+    pub(crate) fn new(read: R, max_frame: usize) -> Self {
+        FrameReader {
+            read,
+            buf: Vec::with_capacity(READ_BUFFER),
+            start: 0,
+            max_frame,
+        }
     }
-}
 
-/// Writes queued frames to `w` until the queue closes or a write fails: waits for one,
-/// takes every frame already queued behind it into one buffer, writes it, repeats.
-///
-/// Returns `Ok` when the queue closes, an error when a write fails or a queued item asks
-/// to close the connection.
-pub(crate) async fn write_frames<W, T>(w: &mut W, rx: &mut UnboundedReceiver<T>) -> io::Result<()>
-where
-    W: AsyncWrite + Unpin,
-    T: OutFrame,
-{
-    let mut buf = Vec::with_capacity(BATCH);
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
-            let Some(bytes) = item.bytes() else {
-                return Err(io::Error::other("connection closed by its owner"));
-            };
-            if bytes.len() >= BATCH {
-                if !buf.is_empty() {
-                    w.write_all(&buf).await?;
-                    buf.clear();
-                }
-                w.write_all(bytes).await?;
-            } else {
-                if buf.len() + bytes.len() > BATCH {
-                    w.write_all(&buf).await?;
-                    buf.clear();
-                }
-                buf.extend_from_slice(bytes);
+    /// The next frame already buffered, as its request id and the position of its payload
+    /// (see [`payload`](Self::payload)); `None` if more bytes are needed.
+    pub(crate) fn next_buffered(&mut self) -> io::Result<Option<(u64, Range<usize>)>> {
+        let avail = &self.buf[self.start..];
+        let Some(len) = avail.first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if len > self.max_frame {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "incoming frame of {len} bytes exceeds the maximum of {}",
+                    self.max_frame
+                ),
+            ));
+        }
+        if len < 8 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("incoming frame of {len} bytes is shorter than its request id"),
+            ));
+        }
+        if avail.len() < 4 + len {
+            return Ok(None);
+        }
+        let mut id = [0; 8];
+        id.copy_from_slice(&avail[4..HEADER]);
+        let payload = self.start + HEADER..self.start + 4 + len;
+        self.start = payload.end;
+        Ok(Some((u64::from_be_bytes(id), payload)))
+    }
+
+    /// The payload at `range`, as returned by the last [`next_buffered`](Self::next_buffered).
+    pub(crate) fn payload(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Reads more bytes (waiting for some): `Ok(false)` on a clean end of stream (between
+    /// frames), an `UnexpectedEof` error if the stream ends inside a frame.
+    pub(crate) async fn fill(&mut self) -> io::Result<bool> {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+            if self.buf.capacity() > SHRINK_ABOVE {
+                self.buf.shrink_to(READ_BUFFER);
             }
-            drop(item);
-            next = rx.try_recv().ok();
+        } else if self.start > 0 && self.buf.capacity() - self.buf.len() < READ_BUFFER {
+            self.buf.drain(..self.start);
+            self.start = 0;
         }
-        if !buf.is_empty() {
-            w.write_all(&buf).await?;
-            buf.clear();
+        if self.buf.capacity() - self.buf.len() < READ_BUFFER / 2 {
+            self.buf.reserve(READ_BUFFER);
+        }
+        if self.read.read_buf(&mut self.buf).await? > 0 {
+            return Ok(true);
+        }
+        if self.start == self.buf.len() {
+            Ok(false)
+        } else {
+            Err(io::ErrorKind::UnexpectedEof.into())
         }
     }
-    Ok(())
 }
 
 /// Aborts a task when dropped, so a task's helper dies with it.

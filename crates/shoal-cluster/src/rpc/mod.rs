@@ -13,26 +13,40 @@
 //! # Client
 //!
 //! [`RpcClient`] is one lazily connected, auto-reconnecting connection to one peer.
-//! [`RpcClient::send`] enqueues synchronously, so requests sent through one client reach
-//! the socket in the order `send` was called (even across threads and reconnects); one
-//! writer task drains the queue into a buffer and writes it when the queue is empty, so
-//! pipelined load costs few syscalls. Responses may come back in any order. When the
-//! connection fails, every call in flight on it fails at once with [`RpcError::Closed`]
-//! (or [`RpcError::Connect`] if it never connected) and the next `send` reconnects. The
-//! transport has no request timeout: a peer frozen by `SIGSTOP` accepts connections but
-//! never answers, so callers wrap [`ResponseFuture`]s in their own timeout; dropping one
-//! forgets its call. [`Peers`] keeps one client per peer address.
+//! [`RpcClient::send`] encodes the request straight into the connection's outgoing buffer
+//! (no await), so requests sent through one client reach the socket in the order `send`
+//! was called (even across threads and reconnects). The buffer is written once the tasks
+//! ready to run on the sender's thread have run (the connection's writer task yields
+//! once, then writes): requests sent by many tasks in one round of the scheduler go out in
+//! one write. Responses may come back in any order. When the connection fails, every call
+//! in flight on it fails at once with [`RpcError::Closed`] (or [`RpcError::Connect`] if it
+//! never connected) and the next `send` reconnects. The transport has no request timeout:
+//! a peer frozen by `SIGSTOP` accepts connections but never answers, so callers wrap
+//! [`ResponseFuture`]s in their own timeout; dropping one forgets its call. [`Peers`]
+//! keeps one client per peer address.
 //!
 //! # Server
 //!
-//! [`serve`] accepts connections and, per connection, runs one reader task and one writer
-//! task. The reader calls [`Handler::handle`] for each request in arrival order, then runs
-//! the returned future concurrently with later requests (at most
-//! [`RpcConfig::max_in_flight`] per connection; beyond that the reader stops reading,
-//! which pushes back on the peer). Each future's output is written back as the response.
+//! [`serve`] accepts connections and runs one task per connection. It reads as much as the
+//! socket holds and, for each request in arrival order, calls [`Handler::handle`] and
+//! polls the returned future once: a response ready at once is queued; a future still
+//! pending runs on its own task, concurrently with later requests. At most
+//! [`RpcConfig::max_in_flight`] requests per connection are in flight (handled and not
+//! yet written back); beyond that the reader stops reading, which pushes back on the
+//! peer. The responses queued are written in one write whenever the reader is about to
+//! wait; a late response is written by the task that produced it.
+//!
+//! # Writing
+//!
+//! Both sides write through an outbox (module `outbox`): frames are appended under a lock,
+//! and whoever flushes an idle outbox writes everything queued with non-blocking writes on
+//! its own thread; only when the socket is full does the connection's writer task wait for
+//! it to drain. A server's response costs no task wake-up; a client's batch of requests
+//! one (its writer task's); either costs one `write` per batch.
 
 mod client;
 mod frame;
+mod outbox;
 mod peers;
 mod server;
 #[cfg(test)]

@@ -450,6 +450,60 @@ async fn in_flight_limit_stops_reading_until_a_handler_finishes() {
 }
 
 #[tokio::test]
+async fn responses_the_peer_does_not_read_hold_their_slots() {
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let (_server, addr) = start(
+        handler_fn(move |_, n: u32| {
+            let _ = seen_tx.send(n);
+            // A string: encoded with one copy, so the test is quick even unoptimized.
+            async move {
+                char::from(b'a' + (n % 26) as u8)
+                    .to_string()
+                    .repeat(1 << 20)
+            }
+        }),
+        RpcConfig {
+            max_in_flight: 4,
+            ..RpcConfig::default()
+        },
+    )
+    .await;
+    // A raw peer sends 64 requests for 1 MiB each and reads nothing for now.
+    const CALLS: u32 = 64;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut requests = Vec::new();
+    for n in 0..CALLS {
+        super::frame::encode_into(&mut requests, &n, u64::from(n), usize::MAX).unwrap();
+    }
+    stream.write_all(&requests).await.unwrap();
+    // The server answers until the socket is full and the unwritten responses hold every
+    // slot; then it stops reading requests.
+    let mut handled = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), seen.recv()).await {
+        handled += 1;
+    }
+    assert!(
+        handled < CALLS,
+        "{handled} requests handled with no response read"
+    );
+    // Reading the responses frees the slots: every request gets its answer, in order.
+    for n in 0..CALLS {
+        let len = within(stream.read_u32()).await.unwrap() as usize;
+        let mut frame = vec![0; len];
+        within(stream.read_exact(&mut frame)).await.unwrap();
+        assert_eq!(
+            u64::from_be_bytes(frame[..8].try_into().unwrap()),
+            u64::from(n)
+        );
+        let payload: String = postcard::from_bytes(&frame[8..]).unwrap();
+        let expected = char::from(b'a' + (n % 26) as u8)
+            .to_string()
+            .repeat(1 << 20);
+        assert!(payload == expected, "response {n} is not its request's");
+    }
+}
+
+#[tokio::test]
 async fn peer_that_never_answers_does_not_hold_the_caller() {
     // Accepts connections (through the kernel backlog) but never reads, like a peer frozen
     // with SIGSTOP.
