@@ -70,10 +70,10 @@ impl Router {
         if let Command::Get(get) = &command {
             if get.keys.len() > 1 {
                 let mine = is_plain_read(&command)
-                    && get.keys.iter().all(|key| {
-                        let p = partition_of(key);
-                        view.is_primary(p) && !self.sync.is_syncing(p)
-                    });
+                    && get
+                        .keys
+                        .iter()
+                        .all(|key| self.reads_here(&view, partition_of(key)));
                 return if mine {
                     PeerResponse::Outcome(self.store.execute(command))
                 } else {

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use shoal_command::{Command, FlushAll, Get, Outcome, ServerError};
+use shoal_command::{Command, FlushAll, Get, Outcome, ReadOptions, ServerError};
 use shoal_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -141,10 +141,15 @@ impl Drop for RouterTasks {
     }
 }
 
+/// Whether a read with these options changes nothing (no touch, no vivify).
+fn read_is_plain(options: &ReadOptions) -> bool {
+    options.touch.is_none() && options.vivify.is_none()
+}
+
 /// Whether a command only reads (no change to any item), so that any owner may answer it.
 fn is_plain_read(command: &Command) -> bool {
     match command {
-        Command::Get(get) => get.options.touch.is_none() && get.options.vivify.is_none(),
+        Command::Get(get) => read_is_plain(&get.options),
         Command::MetaDebug(_) => true,
         _ => false,
     }
@@ -298,10 +303,8 @@ impl Router {
             tick.tick().await;
             let view = self.view();
             let pending: Vec<_> = view
-                .counts
-                .keys()
-                .filter(|a| **a != view.local)
-                .map(|&a| (a, self.peers.get(a).send(PeerRequest::ItemCount)))
+                .others()
+                .map(|a| (a, self.peers.get(a).send(PeerRequest::ItemCount)))
                 .collect();
             let local = self.store.stats().curr_items;
             self.known.lock().insert(view.local, Some(local));
@@ -445,6 +448,12 @@ impl Router {
         }
     }
 
+    /// Whether a plain read of partition `p` is answered from this node's store as it is:
+    /// this node is the primary and holds the partition (nothing left to pull).
+    fn reads_here(&self, view: &View, p: PartitionId) -> bool {
+        view.is_primary(p) && !self.sync.is_syncing(p)
+    }
+
     /// Read fail-over: the first replica of `p` that answers the read.
     async fn read_from_replicas(&self, p: PartitionId, command: &Command) -> Option<Outcome> {
         let view = self.view();
@@ -577,11 +586,7 @@ impl Router {
             })
         };
         let mut values = vec![None; keys.len()];
-        let command = Command::Get(Get {
-            keys: Vec::new(),
-            options: options.clone(),
-        });
-        if !is_plain_read(&command) {
+        if !read_is_plain(&options) {
             for (i, key) in keys.iter().enumerate() {
                 if let Outcome::Values(mut v) = self.route(key.clone(), single(key)).await {
                     values[i] = v.pop().flatten();
@@ -595,7 +600,7 @@ impl Router {
         for (i, key) in keys.iter().enumerate() {
             let p = partition_of(key);
             match view.primary(p) {
-                Some(primary) if primary == view.local && !self.sync.is_syncing(p) => {
+                Some(_) if self.reads_here(&view, p) => {
                     values[i] = self.store.get(key, &options);
                 }
                 Some(primary) => groups.entry(primary).or_default().push(i),
@@ -645,10 +650,8 @@ impl Router {
         self.store.flush_all(flush.delay);
         let view = self.view();
         let pending: Vec<_> = view
-            .counts
-            .keys()
-            .filter(|a| **a != view.local)
-            .map(|&a| (a, self.peers.get(a).send(PeerRequest::Flush(flush.clone()))))
+            .others()
+            .map(|a| (a, self.peers.get(a).send(PeerRequest::Flush(flush.clone()))))
             .collect();
         let until = Instant::now() + self.config.deadline;
         for (addr, response) in pending {

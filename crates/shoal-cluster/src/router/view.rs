@@ -57,6 +57,12 @@ impl View {
         self.owners(p).iter().any(|o| o.addr() == addr)
     }
 
+    /// Every live member but this node.
+    pub fn others(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        let local = self.local;
+        self.counts.keys().copied().filter(move |a| *a != local)
+    }
+
     /// The other owners of `p` (its replicas, when this node is the primary).
     pub fn other_owners(&self, p: PartitionId) -> impl Iterator<Item = SocketAddr> + '_ {
         let local = self.local;
