@@ -107,6 +107,10 @@ pub struct ServerArgs {
     /// [default: 2].
     #[arg(long = "replicas", value_name = "R")]
     pub replicas: Option<usize>,
+    /// Seconds a node started without --join waits for members that knew it (a restart)
+    /// before it founds a new cluster alone (needs --cluster-listen) [default: 4].
+    #[arg(long = "bootstrap-wait", value_name = "SECONDS")]
+    pub bootstrap_wait: Option<u64>,
     /// Verbose logging; -vv for more.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,

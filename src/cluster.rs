@@ -52,6 +52,7 @@ impl ClusterNode {
         })?;
         let router_config = RouterConfig {
             replicas: settings.replicas,
+            bootstrap_wait: settings.bootstrap_wait,
             ..RouterConfig::default()
         };
         let joining = settings.seeds.iter().any(|s| *s != local);

@@ -29,6 +29,7 @@ pub struct FileSettings {
     cluster_listen: Option<String>,
     join: Option<String>,
     replicas: Option<usize>,
+    bootstrap_wait: Option<u64>,
     verbose: Option<u8>,
     disable_evictions: Option<bool>,
     disable_cas: Option<bool>,
@@ -66,6 +67,10 @@ pub fn parse_size(text: &str) -> Result<usize> {
 /// The default `--replicas`.
 pub const DEFAULT_REPLICAS: usize = 2;
 
+/// The default `--bootstrap-wait`, in seconds: longer than the 2 s in which members
+/// re-announce themselves to a member they hold down.
+pub const DEFAULT_BOOTSTRAP_WAIT: u64 = 4;
+
 /// How a clustered node finds its peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSettings {
@@ -75,6 +80,8 @@ pub struct ClusterSettings {
     pub seeds: Vec<SocketAddr>,
     /// Wanted copies of each partition (`--replicas`), at least 1.
     pub replicas: usize,
+    /// How long a node without seeds waits for members before founding a cluster.
+    pub bootstrap_wait: std::time::Duration,
 }
 
 /// Everything a node needs besides the server config.
@@ -143,6 +150,7 @@ pub fn resolve(args: &ServerArgs) -> Result<NodeSettings> {
         args.cluster_listen.clone().or(file.cluster_listen),
         args.join.clone().or(file.join),
         args.replicas.or(file.replicas),
+        args.bootstrap_wait.or(file.bootstrap_wait),
     )?;
     let verbose = if args.verbose > 0 {
         args.verbose
@@ -182,6 +190,7 @@ fn resolve_cluster(
     listen: Option<String>,
     join: Option<String>,
     replicas: Option<usize>,
+    bootstrap_wait: Option<u64>,
 ) -> Result<Option<ClusterSettings>> {
     let Some(listen) = listen else {
         if join.is_some() {
@@ -189,6 +198,9 @@ fn resolve_cluster(
         }
         if replicas.is_some() {
             bail!("--replicas needs --cluster-listen (a single node keeps one copy)");
+        }
+        if bootstrap_wait.is_some() {
+            bail!("--bootstrap-wait needs --cluster-listen");
         }
         return Ok(None);
     };
@@ -207,6 +219,9 @@ fn resolve_cluster(
         listen,
         seeds,
         replicas,
+        bootstrap_wait: std::time::Duration::from_secs(
+            bootstrap_wait.unwrap_or(DEFAULT_BOOTSTRAP_WAIT),
+        ),
     }))
 }
 

@@ -67,6 +67,9 @@ pub(crate) fn ttl(exptime: u32, now: u32, started: u32) -> Option<i64> {
 pub(crate) struct FlushState {
     oldest_live: AtomicU64,
     oldest_cas: AtomicU64,
+    /// A cluster-wide flush: every item with a (non-zero) CAS below it is gone, whatever
+    /// its time (see `Store::flush_below_version`).
+    version_floor: AtomicU64,
 }
 
 impl FlushState {
@@ -84,9 +87,22 @@ impl FlushState {
         }
     }
 
+    /// Raises the version floor to `floor` (never lowers it).
+    pub fn raise_version_floor(&self, floor: u64) {
+        self.version_floor.fetch_max(floor, Ordering::SeqCst);
+    }
+
+    /// The version floor (0: none).
+    pub fn version_floor(&self) -> u64 {
+        self.version_floor.load(Ordering::Relaxed)
+    }
+
     /// memcached's `item_is_flushed`: a flush has come into effect and the item was last
     /// touched no later than it, or (same second) got its CAS before it.
     pub fn is_flushed(&self, time: u32, cas: u64, now: u32) -> bool {
+        if cas != 0 && cas < self.version_floor.load(Ordering::Relaxed) {
+            return true;
+        }
         let oldest_live = self.oldest_live.load(Ordering::Relaxed);
         if oldest_live == 0 || oldest_live > now as u64 {
             return false;
@@ -152,6 +168,18 @@ mod tests {
         assert!(f.is_flushed(n, 1, n + 1));
         assert!(f.is_flushed(n + 1, 1, n + 1));
         assert!(!f.is_flushed(n + 2, 1, n + 2));
+    }
+
+    #[test]
+    fn version_floor_flushes_older_versions_whatever_their_time() {
+        let f = FlushState::default();
+        let n = now32(NOW);
+        f.raise_version_floor(100);
+        assert!(f.is_flushed(n + 10, 99, n + 10));
+        assert!(!f.is_flushed(n, 100, n));
+        assert!(!f.is_flushed(n, 0, n), "an item without CAS has no version");
+        f.raise_version_floor(50);
+        assert_eq!(f.version_floor(), 100, "the floor never goes down");
     }
 
     #[test]

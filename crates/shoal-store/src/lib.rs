@@ -704,6 +704,25 @@ impl Store {
             .flush(new_oldest, now, self.config.use_cas, || self.next_cas());
     }
 
+    /// A cluster-wide `flush_all`: every item whose version (CAS) is below `floor` is gone
+    /// from now on, on whatever clock it was stored, and every CAS handed out from now on
+    /// is at least `floor`. A floor at or below the current one changes nothing.
+    pub fn flush_below_version(&self, floor: u64) {
+        self.observe_cas(floor);
+        self.flush.raise_version_floor(floor);
+    }
+
+    /// The version floor of the last [`Store::flush_below_version`] (0: none).
+    pub fn version_floor(&self) -> u64 {
+        self.flush.version_floor()
+    }
+
+    /// A fresh version, above every version this store has handed out or observed: what
+    /// a cluster stamps a delete (a tombstone) or a flush with.
+    pub fn new_version(&self) -> u64 {
+        self.next_cas()
+    }
+
     /// The store's counters now.
     pub fn stats(&self) -> StoreStats {
         let mut total = StoreStats::default();

@@ -167,6 +167,26 @@ impl Store {
         unlink(&mut sh, &ctx, hash, key)
     }
 
+    /// Removes the item with this key if its version (CAS) is at most `version`: a
+    /// versioned delete (a tombstone) applied to a replica or merged in a hand-off. A
+    /// newer item stays. True if a live item was removed.
+    pub fn remove_if_older(&self, key: &[u8], version: u64) -> bool {
+        self.observe_cas(version);
+        if key.len() > MAX_KEY_LEN {
+            return false;
+        }
+        let ctx = self.ctx(self.now());
+        let hash = self.hasher.hash(key);
+        let mut sh = self.shard(hash).lock();
+        match sh.get_live_quiet(&ctx, hash, key) {
+            Some(idx) if sh.item(idx).cas() <= version => {
+                sh.remove(&ctx, idx);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Raises the CAS counter to at least `cas`, so that every CAS this store hands out
     /// from now on is above every version it has seen (a Lamport clock: after a
     /// fail-over the new primary's versions exceed the old primary's). Harmless without

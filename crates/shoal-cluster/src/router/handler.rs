@@ -1,4 +1,5 @@
-//! The receiving side of [`PeerRequest`]s: what a node does when another asks.
+//! The receiving side of [`PeerRequest`]s: what a node does when another asks, after
+//! the fence ([`Router::admit`]) let the request in.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use shoal_command::Command;
 use tokio::time::Instant;
 
+use super::message::{PeerEnvelope, PeerReply, Refusal};
 use super::{is_plain_read, key_of, PeerRequest, PeerResponse, Router};
 use crate::placement::partition_of;
 use crate::rpc::Handler;
@@ -23,47 +25,93 @@ impl PeerHandler {
     }
 }
 
-impl Handler<PeerRequest, PeerResponse> for PeerHandler {
+impl Handler<PeerEnvelope, PeerReply> for PeerHandler {
     fn handle(
         &self,
         _from: SocketAddr,
-        request: PeerRequest,
-    ) -> impl Future<Output = PeerResponse> + Send + 'static {
+        envelope: PeerEnvelope,
+    ) -> impl Future<Output = PeerReply> + Send + 'static {
         let router = Arc::clone(&self.router);
+        if envelope.flush > router.store.version_floor() {
+            router.store.flush_below_version(envelope.flush);
+        }
+        let request = envelope.request.clone();
         // Done here, in arrival order: replication must apply in the primary's order.
-        let ready = match &request {
-            PeerRequest::Replicate(op) => {
-                router.apply_replica(op);
-                Some(PeerResponse::Done)
-            }
-            PeerRequest::Flush(flush) => {
-                router.store.flush_all(flush.delay);
-                Some(PeerResponse::Done)
-            }
-            PeerRequest::ItemCount => Some(PeerResponse::Count(router.store.stats().curr_items)),
-            PeerRequest::Export(key) => Some(PeerResponse::Item(router.store.export(key))),
-            PeerRequest::Read(command) => {
-                Some(PeerResponse::Outcome(router.store.execute(command.clone())))
-            }
-            PeerRequest::Execute(_) | PeerRequest::Pull { .. } => None,
+        let ready = match router.admit(&envelope) {
+            Err(refusal) => Some(PeerResponse::Refused(refusal)),
+            Ok(()) => match &request {
+                PeerRequest::Replicate(op) => Some(router.apply_replica(op)),
+                PeerRequest::Flush(flush) => {
+                    router.store.flush_all(flush.delay);
+                    Some(PeerResponse::Done)
+                }
+                PeerRequest::Clock => Some(PeerResponse::Clock(router.store.new_version())),
+                PeerRequest::FlushBelow(floor) => {
+                    router.store.flush_below_version(*floor);
+                    Some(PeerResponse::Done)
+                }
+                PeerRequest::Status => Some(PeerResponse::Status(
+                    router.sync.status(router.store.stats().curr_items),
+                )),
+                PeerRequest::Export(key) => Some(router.export_key(key)),
+                PeerRequest::Read(command) => Some(router.read_here(command)),
+                PeerRequest::Execute(_) | PeerRequest::Pull(_) => None,
+            },
         };
         async move {
-            if let Some(response) = ready {
-                return response;
-            }
-            match request {
-                PeerRequest::Execute(command) => router.execute_as_primary(command).await,
-                PeerRequest::Pull {
-                    requester,
-                    partitions,
-                } => router.serve_pull(requester, partitions).await,
-                _ => unreachable!("answered above"),
+            let response = match ready {
+                Some(response) => response,
+                None => match request {
+                    PeerRequest::Execute(command) => router.execute_as_primary(command).await,
+                    PeerRequest::Pull(partitions) => {
+                        Arc::clone(&router).serve_pull(partitions).await
+                    }
+                    _ => unreachable!("answered above"),
+                },
+            };
+            PeerReply {
+                view: router.view().digest,
+                flush: router.store.version_floor(),
+                response,
             }
         }
     }
 }
 
 impl Router {
+    /// The fence: a request for another incarnation of this node is refused, and so is a
+    /// data request made on another view, or before this node acts on any view.
+    fn admit(&self, envelope: &PeerEnvelope) -> Result<(), Refusal> {
+        let view = self.view();
+        if envelope.to != view.local_id {
+            return Err(Refusal::WrongIncarnation);
+        }
+        let fenced = !matches!(
+            envelope.request,
+            PeerRequest::Status
+                | PeerRequest::Clock
+                | PeerRequest::Flush(_)
+                | PeerRequest::FlushBelow(_)
+        );
+        if fenced && !self.sync.is_ready() {
+            return Err(Refusal::NotReady);
+        }
+        if fenced && envelope.view != view.digest {
+            return Err(Refusal::StaleView);
+        }
+        Ok(())
+    }
+
+    /// Read fail-over: a plain read served by an owner that holds the key's partition.
+    fn read_here(&self, command: &Command) -> PeerResponse {
+        let held = key_of(command).is_some_and(|key| self.sync.is_held(partition_of(key)));
+        if held && is_plain_read(command) {
+            PeerResponse::Outcome(self.store.execute(command.clone()))
+        } else {
+            PeerResponse::NotPrimary
+        }
+    }
+
     /// A forwarded command: run it if this node is the primary of its key(s), else say so.
     async fn execute_as_primary(&self, command: Command) -> PeerResponse {
         let view = self.view();

@@ -2,12 +2,74 @@
 //! commands, replication, hand-off pulls and the few cluster-wide operations. They carry
 //! the protocol-neutral [`Command`] and [`Outcome`] as they are, so a forwarded command
 //! means exactly what it meant on the node that parsed it.
-
-use std::net::SocketAddr;
+//!
+//! Every request travels in a [`PeerEnvelope`] naming the sender's and the receiver's
+//! identities (address and incarnation) and the digest of the sender's view; every answer
+//! in a [`PeerReply`]. A receiver refuses a request for another incarnation of itself
+//! (one sent to its previous life), and a data request (anything but [`PeerRequest::Status`]
+//! and [`PeerRequest::Flush`]) made on another view than its own: a node acting on an old
+//! view (paused, partitioned, not yet told of a join) is refused and the sender re-routes
+//! once the views agree. Both carry the cluster's flush version, so a node that missed a
+//! `flush_all` learns it from the first message it exchanges.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use shoal_command::{Command, FlushAll, Outcome, ReplicaItem};
+use shoal_command::{Command, FlushAll, Outcome, ReplicaItem, ServerError};
+
+use crate::node::NodeId;
+
+/// A request with the identities and view it was made on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerEnvelope {
+    /// The sender's identity.
+    pub from: NodeId,
+    /// The receiver's identity as the sender's view has it.
+    pub to: NodeId,
+    /// The digest of the sender's view ([`crate::router::View::digest`]).
+    pub view: u64,
+    /// The sender's cluster flush version (items below it are gone).
+    pub flush: u64,
+    /// The request.
+    pub request: PeerRequest,
+}
+
+/// An answer with the receiver's view digest and flush version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerReply {
+    /// The digest of the answering node's view.
+    pub view: u64,
+    /// Its cluster flush version.
+    pub flush: u64,
+    /// The answer.
+    pub response: PeerResponse,
+}
+
+/// Why a request was refused without being looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// It was addressed to another incarnation of the receiver.
+    WrongIncarnation,
+    /// It was made on another view than the receiver's.
+    StaleView,
+    /// The receiver holds no authority yet (starting, not yet in a cluster).
+    NotReady,
+}
+
+/// How a node holds a partition, as it answers a pull or a key export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Holding {
+    /// An owner with an up-to-date copy: every acknowledged write of the partition is in
+    /// it.
+    Current,
+    /// It held the partition as an owner until the view moved it away (its copy may miss
+    /// later writes, but tombstones bury what it has that was deleted since).
+    Former,
+    /// An owner still pulling: it has every write since it became an owner, not
+    /// necessarily the older ones.
+    Syncing,
+    /// No copy to vouch for.
+    None,
+}
 
 /// A request from one node to another.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,18 +85,19 @@ pub enum PeerRequest {
     Replicate(ReplicaOp),
     /// The local item of this key, for a new owner that merges a key before using it.
     Export(Bytes),
-    /// Run `flush_all` on the receiver only.
+    /// Run `flush_all` on the receiver only (a delayed one: an immediate one is a
+    /// [`PeerRequest::FlushBelow`]).
     Flush(FlushAll),
-    /// Every item of these partitions, once the receiver's own view makes `requester`
-    /// one of their owners (so that every later write reaches the requester directly).
-    Pull {
-        /// The new owner asking.
-        requester: SocketAddr,
-        /// Partition numbers.
-        partitions: Vec<u16>,
-    },
-    /// How many items the receiver holds.
-    ItemCount,
+    /// Step one of a cluster-wide immediate `flush_all`: the receiver's version clock.
+    Clock,
+    /// Step two: every item with a version below this one is gone (the envelope's flush
+    /// version carries it too).
+    FlushBelow(u64),
+    /// Every item and tombstone of these partitions (numbers), with how the receiver
+    /// holds each; made on the same view, so every later write reaches the requester.
+    Pull(Vec<u16>),
+    /// The receiver's state for `stats cluster` and hand-off: items, partitions held.
+    Status,
 }
 
 /// One replicated change of one key.
@@ -42,8 +105,37 @@ pub enum PeerRequest {
 pub enum ReplicaOp {
     /// The key now holds this item (last writer wins by CAS).
     Put(ReplicaItem),
-    /// The key has no item any more.
-    Remove(Bytes),
+    /// The key has no item any more: a removal at this version (a tombstone).
+    Remove {
+        /// The key.
+        key: Bytes,
+        /// The removal's version, above the removed item's.
+        version: u64,
+    },
+}
+
+/// One key's state on a node: its item or its tombstone (or neither).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyState {
+    /// The live item.
+    pub item: Option<ReplicaItem>,
+    /// The version it was removed at, if a tombstone is kept.
+    pub tombstone: Option<u64>,
+}
+
+/// A node's state as the status poll sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Items in its store.
+    pub items: u64,
+    /// One bit per partition: held as an up-to-date owner.
+    pub held: Vec<u8>,
+    /// Partitions it is pulling.
+    pub syncing: u32,
+    /// Items and bytes it has merged by hand-off since start.
+    pub pulled_items: u64,
+    /// See `pulled_items`.
+    pub pulled_bytes: u64,
 }
 
 /// The answer to a [`PeerRequest`].
@@ -54,12 +146,35 @@ pub enum PeerResponse {
     /// The receiver is not the partition's primary in its view: retry after the views
     /// converge.
     NotPrimary,
-    /// Done (replicate, flush).
+    /// Refused unread: see [`Refusal`].
+    Refused(Refusal),
+    /// Done (replicate, flush): the change is stored.
     Done,
-    /// The exported item, if any.
-    Item(Option<ReplicaItem>),
-    /// The pulled items.
-    Items(Vec<ReplicaItem>),
-    /// The receiver's item count.
-    Count(u64),
+    /// A replicated item could not be stored (too large, out of memory); the receiver no
+    /// longer holds the key.
+    NotStored(ServerError),
+    /// The exported key, and how the receiver holds its partition.
+    Key {
+        /// The key's state.
+        state: KeyState,
+        /// How the receiver holds the key's partition.
+        holding: Holding,
+    },
+    /// The pulled partitions, in the order asked.
+    Partitions(Vec<PulledPartition>),
+    /// The receiver's version clock.
+    Clock(u64),
+    /// The receiver's status.
+    Status(NodeStatus),
+}
+
+/// One partition as a pull carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PulledPartition {
+    /// How the sender holds it.
+    pub holding: Holding,
+    /// Its live items (none unless `holding` is not [`Holding::None`]).
+    pub items: Vec<ReplicaItem>,
+    /// Its tombstones.
+    pub tombstones: Vec<(Bytes, u64)>,
 }

@@ -14,17 +14,26 @@
 //! * A read whose primary does not answer within `read_timeout` is served by the next
 //!   owner. A write whose primary fails waits for the failure detector to drop it (or for
 //!   the deadline), then goes to the new primary: the client sees latency, not an error.
-//! * Hand-off ([`sync`]): an owner that gains a partition pulls it from the members that
-//!   held it, merging by version; until the pull ends, every command on that partition
-//!   first merges its key from them.
-//! * Multi-key gets are split by primary and answered in the client's order; `flush_all`
-//!   is run on every live member.
+//! * Every node-to-node request is fenced ([`message::PeerEnvelope`]): it names the
+//!   receiver's incarnation and the sender's view digest, and a receiver on another view
+//!   (or in another life) refuses it; the sender waits for the views to agree and
+//!   re-routes. A replica answers `Done` only for what it stored; a replica that refused
+//!   (stale view) or was replaced (restarted) gets the key's current state again once the
+//!   views agree, so a write is acknowledged only when every live owner stores it.
+//! * Removals are versioned ([`tombstones`]), and `flush_all` is one cluster-wide version
+//!   below which every item is gone, so no older copy brings back what was deleted.
+//! * Hand-off ([`sync`]): an owner that gains a partition pulls it from the members,
+//!   merging by version; until the pull ends, every command on that partition first
+//!   merges its key from them, and former owners keep their copy until the new owners
+//!   hold it.
+//! * Multi-key gets are split by primary and answered in the client's order.
 
 mod handler;
 pub mod message;
 mod sync;
 #[cfg(test)]
 mod tests;
+pub mod tombstones;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -46,10 +55,12 @@ use crate::node::NodeId;
 use crate::placement::{partition_of, PartitionId, PARTITIONS};
 use crate::rpc::{self, Peers, RpcConfig, RpcError};
 
-pub use message::{PeerRequest, PeerResponse, ReplicaOp};
+pub use message::{PeerEnvelope, PeerReply, PeerRequest, PeerResponse, Refusal, ReplicaOp};
 pub use view::View;
 
+use message::NodeStatus;
 use sync::SyncState;
+use tombstones::Tombstones;
 
 /// How the router waits and retries.
 #[derive(Debug, Clone)]
@@ -61,6 +72,9 @@ pub struct RouterConfig {
     pub deadline: Duration,
     /// How long a plain read waits for the primary before asking the next owner.
     pub read_timeout: Duration,
+    /// How long a node started without `--join` waits for members to reach it before it
+    /// founds a new cluster alone.
+    pub bootstrap_wait: Duration,
     /// The transport's settings.
     pub rpc: RpcConfig,
 }
@@ -71,6 +85,7 @@ impl Default for RouterConfig {
             replicas: crate::placement::DEFAULT_REPLICAS,
             deadline: Duration::from_secs(8),
             read_timeout: Duration::from_millis(300),
+            bootstrap_wait: Duration::from_secs(4),
             rpc: RpcConfig::default(),
         }
     }
@@ -91,6 +106,10 @@ pub struct MemberStatus {
     pub replica: u64,
     /// Its item count at the last poll.
     pub items: Option<u64>,
+    /// Partitions it was pulling at the last poll.
+    pub syncing: Option<u32>,
+    /// Items and bytes it had merged by hand-off at the last poll.
+    pub pulled: Option<(u64, u64)>,
 }
 
 /// The cluster as this node sees it.
@@ -100,6 +119,12 @@ pub struct RouterStatus {
     pub replicas: u64,
     /// Partitions still being pulled by this node.
     pub syncing: u64,
+    /// Whether this node acts on its view (it has found or founded a cluster).
+    pub ready: bool,
+    /// Tombstones kept, and collected early for want of room.
+    pub tombstones: (u64, u64),
+    /// The cluster flush version this node knows.
+    pub flush_version: u64,
     /// Every member seen since start, in address order.
     pub members: Vec<MemberStatus>,
 }
@@ -109,12 +134,14 @@ pub struct Router {
     store: Arc<Store>,
     config: RouterConfig,
     view_tx: watch::Sender<Arc<View>>,
-    peers: Peers<PeerRequest, PeerResponse>,
+    peers: Peers<PeerEnvelope, PeerReply>,
     /// One lock per partition, held while a primary applies a write and enqueues it.
     locks: Box<[Mutex<()>]>,
     sync: SyncState,
-    /// Every member address seen, with its item count at the last poll.
-    known: Mutex<BTreeMap<SocketAddr, Option<u64>>>,
+    tombstones: Tombstones,
+    /// Every member address seen, with its status at the last poll (and the view digest
+    /// it answered on).
+    known: Mutex<BTreeMap<SocketAddr, Option<(u64, NodeStatus)>>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -200,6 +227,31 @@ enum Waited {
     Moved,
 }
 
+impl Waited {
+    /// A short description for logs.
+    fn describe(&self) -> String {
+        match self {
+            Waited::Answer(answer) => format!("{answer:?}").chars().take(80).collect(),
+            Waited::Failed(error) => error.to_string(),
+            Waited::TimedOut => "timed out".to_string(),
+            Waited::Moved => "moved".to_string(),
+        }
+    }
+}
+
+/// What became of one replica's copy of a write.
+enum ReplicaAck {
+    /// Stored (or the replica left the owners).
+    Stored,
+    /// It could not store the item.
+    NotStored(ServerError),
+    /// It did not store it, for now: send the key's current state again once the views
+    /// agree.
+    Retry,
+    /// No answer before the deadline.
+    TimedOut,
+}
+
 impl Router {
     /// Starts a router over `store` for the node running `membership`: serves peers on
     /// `rpc_listener` (TCP, same port number as the gossip socket) and follows membership.
@@ -217,13 +269,15 @@ impl Router {
         store.set_cas_tag(xxhash_rust::xxh3::xxh3_64(&local.placement_key()) as u16);
         let members = membership.members();
         let first = members.borrow().clone();
-        let view = Arc::new(View::new(&first, config.replicas, local.addr()));
+        let view = Arc::new(View::new(&first, config.replicas, local));
         let (view_tx, _) = watch::channel(view);
+        let bootstrap = (!joining).then_some(config.bootstrap_wait);
         let router = Arc::new(Router {
             peers: Peers::new(config.rpc.clone()),
             store,
             locks: (0..PARTITIONS).map(|_| Mutex::new(())).collect(),
-            sync: SyncState::new(!joining),
+            sync: SyncState::new(bootstrap),
+            tombstones: Tombstones::default(),
             known: Mutex::new(first.iter().map(|m| (m.addr(), None)).collect()),
             view_tx,
             config,
@@ -236,7 +290,7 @@ impl Router {
         );
         let follower = tokio::spawn(Arc::clone(&router).follow(members, membership.local_watch()));
         let puller = tokio::spawn(Arc::clone(&router).pull_loop());
-        let poller = tokio::spawn(Arc::clone(&router).poll_item_counts());
+        let poller = tokio::spawn(Arc::clone(&router).poll_status());
         let tasks = RouterTasks {
             _server: server,
             tasks: vec![follower, puller, poller],
@@ -261,7 +315,7 @@ impl Router {
         mut members: watch::Receiver<Vec<NodeId>>,
         mut local: watch::Receiver<NodeId>,
     ) {
-        local.borrow_and_update();
+        let mut local_id = *local.borrow_and_update();
         loop {
             let renewed = tokio::select! {
                 changed = members.changed() => {
@@ -270,17 +324,26 @@ impl Router {
                 }
                 changed = local.changed() => {
                     if changed.is_err() { return; }
-                    local.borrow_and_update();
+                    local_id = *local.borrow_and_update();
                     true
                 }
             };
             let live = members.borrow_and_update().clone();
             let old = self.view();
-            let new = Arc::new(View::new(&live, self.config.replicas, old.local));
+            let new = Arc::new(View::new(&live, self.config.replicas, local_id));
             {
                 let mut known = self.known.lock();
                 for member in &live {
                     known.entry(member.addr()).or_insert(None);
+                }
+                // A member's status from another view no longer tells what it holds.
+                for status in known.values_mut() {
+                    if status
+                        .as_ref()
+                        .is_some_and(|(digest, _)| *digest != new.digest)
+                    {
+                        *status = None;
+                    }
                 }
             }
             self.sync.on_view(&self, Some(&old), &new, renewed);
@@ -295,27 +358,46 @@ impl Router {
         }
     }
 
-    /// Keeps every member's item count fresh for `stats cluster`.
-    async fn poll_item_counts(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+    /// Keeps every member's status fresh: item counts for `stats cluster`, partitions
+    /// held for dropping former copies.
+    async fn poll_status(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let view = self.view();
             let pending: Vec<_> = view
                 .others()
-                .map(|a| (a, self.peers.get(a).send(PeerRequest::ItemCount)))
+                .map(|a| (a, self.call_with_view(a, PeerRequest::Status)))
                 .collect();
-            let local = self.store.stats().curr_items;
-            self.known.lock().insert(view.local, Some(local));
+            let local = self.sync.status(self.store.stats().curr_items);
+            self.known
+                .lock()
+                .insert(view.local, Some((view.digest, local)));
             for (addr, response) in pending {
-                let count = match tokio::time::timeout(Duration::from_millis(500), response).await {
-                    Ok(Ok(PeerResponse::Count(n))) => Some(n),
+                let status = match tokio::time::timeout(Duration::from_millis(500), response).await
+                {
+                    Ok(Ok((digest, PeerResponse::Status(status)))) => Some((digest, status)),
                     _ => None,
                 };
-                self.known.lock().insert(addr, count);
+                self.known.lock().insert(addr, status);
             }
         }
+    }
+
+    /// Whether `owner` reported, on `view`, that it holds partition `p`.
+    fn peer_holds(&self, view: &View, owner: SocketAddr, p: u16) -> bool {
+        let known = self.known.lock();
+        known.get(&owner).is_some_and(|status| {
+            status.as_ref().is_some_and(|(digest, status)| {
+                let i = usize::from(p);
+                *digest == view.digest
+                    && status
+                        .held
+                        .get(i / 8)
+                        .is_some_and(|byte| byte & (1 << (i % 8)) != 0)
+            })
+        })
     }
 
     /// The members and their shares, for `stats cluster` and `shoal cluster status`.
@@ -324,23 +406,72 @@ impl Router {
         let known = self.known.lock().clone();
         let members = known
             .into_iter()
-            .map(|(addr, items)| {
+            .map(|(addr, status)| {
                 let counts = view.counts.get(&addr);
+                let status = status.filter(|_| counts.is_some()).map(|(_, s)| s);
                 MemberStatus {
                     addr,
                     alive: counts.is_some(),
                     local: addr == view.local,
                     primary: counts.map_or(0, |c| c.0),
                     replica: counts.map_or(0, |c| c.1),
-                    items: if counts.is_some() { items } else { None },
+                    items: status.as_ref().map(|s| s.items),
+                    syncing: status.as_ref().map(|s| s.syncing),
+                    pulled: status.as_ref().map(|s| (s.pulled_items, s.pulled_bytes)),
                 }
             })
             .collect();
+        let _ = self.sync.pulled();
         RouterStatus {
             replicas: view.map.replicas() as u64,
             syncing: self.sync.pending() as u64,
+            ready: self.sync.is_ready(),
+            tombstones: (
+                self.tombstones.len() as u64,
+                self.tombstones.collected_early(),
+            ),
+            flush_version: self.store.version_floor(),
             members,
         }
+    }
+
+    /// Sends `request` to the member at `addr`, fenced by this node's identity and view,
+    /// and gives the answer with the digest of the view it was made on. Sent at once (so
+    /// requests to one peer keep their order); the flush version an answer carries is
+    /// applied here.
+    fn call_with_view(
+        &self,
+        addr: SocketAddr,
+        request: PeerRequest,
+    ) -> impl std::future::Future<Output = Result<(u64, PeerResponse), RpcError>> + Send + 'static
+    {
+        let view = self.view();
+        let envelope = PeerEnvelope {
+            from: view.local_id,
+            to: view.id_of(addr).unwrap_or(NodeId::new(addr, 0)),
+            view: view.digest,
+            flush: self.store.version_floor(),
+            request,
+        };
+        let response = self.peers.get(addr).send(envelope);
+        let store = Arc::clone(&self.store);
+        async move {
+            let reply = response.await?;
+            if reply.flush > store.version_floor() {
+                store.flush_below_version(reply.flush);
+            }
+            Ok((reply.view, reply.response))
+        }
+    }
+
+    /// [`Router::call_with_view`] without the digest.
+    fn call(
+        &self,
+        addr: SocketAddr,
+        request: PeerRequest,
+    ) -> impl std::future::Future<Output = Result<PeerResponse, RpcError>> + Send + 'static {
+        let reply = self.call_with_view(addr, request);
+        async move { reply.await.map(|(_, response)| response) }
     }
 
     /// Runs one item command wherever it belongs.
@@ -398,46 +529,46 @@ impl Router {
         let plain_read = is_plain_read(&command);
         loop {
             let view = self.view();
-            let Some(primary) = view.primary(p) else {
-                return cluster_error("no cluster member owns the key");
-            };
-            if primary == view.local {
-                if let Some(outcome) = self
-                    .run_as_primary(p, &key, command.clone(), deadline)
-                    .await
-                {
-                    return outcome;
+            let primary = view.primary(p).filter(|_| self.sync.is_ready());
+            match primary {
+                None => self.pause_for_view(Duration::from_millis(50)).await,
+                Some(primary) if primary == view.local => {
+                    match self
+                        .run_as_primary(p, &key, command.clone(), deadline)
+                        .await
+                    {
+                        Some(outcome) => return outcome,
+                        None => self.pause_for_view(Duration::from_millis(20)).await,
+                    }
                 }
-            } else {
-                let response = self
-                    .peers
-                    .get(primary)
-                    .send(PeerRequest::Execute(command.clone()));
-                let until = if plain_read {
-                    deadline.min(Instant::now() + self.config.read_timeout)
-                } else {
-                    deadline
-                };
-                let waited = self
-                    .wait_peer(response, until, |v| v.primary(p) == Some(primary))
-                    .await;
-                match waited {
-                    Waited::Answer(PeerResponse::Outcome(outcome)) => return outcome,
-                    Waited::Answer(PeerResponse::NotPrimary) => {
-                        self.pause_for_view(Duration::from_millis(20)).await;
-                    }
-                    Waited::Answer(other) => {
-                        tracing::warn!(?other, "unexpected answer to a forwarded command");
-                        return cluster_error("unexpected answer from a cluster member");
-                    }
-                    Waited::Moved => {}
-                    Waited::Failed(_) | Waited::TimedOut => {
-                        if plain_read {
-                            if let Some(outcome) = self.read_from_replicas(p, &command).await {
-                                return outcome;
-                            }
+                Some(primary) => {
+                    let response = self.call(primary, PeerRequest::Execute(command.clone()));
+                    let until = if plain_read {
+                        deadline.min(Instant::now() + self.config.read_timeout)
+                    } else {
+                        deadline
+                    };
+                    let waited = self
+                        .wait_peer(response, until, |v| v.primary(p) == Some(primary))
+                        .await;
+                    match waited {
+                        Waited::Answer(PeerResponse::Outcome(outcome)) => return outcome,
+                        Waited::Answer(PeerResponse::NotPrimary | PeerResponse::Refused(_)) => {
+                            self.pause_for_view(Duration::from_millis(20)).await;
                         }
-                        self.pause_for_view(Duration::from_millis(50)).await;
+                        Waited::Answer(other) => {
+                            tracing::warn!(?other, "unexpected answer to a forwarded command");
+                            return cluster_error("unexpected answer from a cluster member");
+                        }
+                        Waited::Moved => {}
+                        Waited::Failed(_) | Waited::TimedOut => {
+                            if plain_read {
+                                if let Some(outcome) = self.read_from_replicas(p, &command).await {
+                                    return outcome;
+                                }
+                            }
+                            self.pause_for_view(Duration::from_millis(50)).await;
+                        }
                     }
                 }
             }
@@ -451,20 +582,20 @@ impl Router {
     /// Whether a plain read of partition `p` is answered from this node's store as it is:
     /// this node is the primary and holds the partition (nothing left to pull).
     fn reads_here(&self, view: &View, p: PartitionId) -> bool {
-        view.is_primary(p) && !self.sync.is_syncing(p)
+        view.is_primary(p) && self.sync.is_held(p)
     }
 
-    /// Read fail-over: the first replica of `p` that answers the read.
+    /// Read fail-over: the first replica of `p` that holds it and answers the read.
     async fn read_from_replicas(&self, p: PartitionId, command: &Command) -> Option<Outcome> {
         let view = self.view();
         for owner in view.owners(p).iter().skip(1).map(NodeId::addr) {
             if owner == view.local {
-                return Some(self.store.execute(command.clone()));
+                if self.sync.is_held(p) {
+                    return Some(self.store.execute(command.clone()));
+                }
+                continue;
             }
-            let response = self
-                .peers
-                .get(owner)
-                .send(PeerRequest::Read(command.clone()));
+            let response = self.call(owner, PeerRequest::Read(command.clone()));
             let until = Instant::now() + self.config.read_timeout;
             if let Waited::Answer(PeerResponse::Outcome(outcome)) =
                 self.wait_peer(response, until, |_| true).await
@@ -475,8 +606,9 @@ impl Router {
         None
     }
 
-    /// Runs `command` on this node as `p`'s primary and waits for its replicas. None when
-    /// this node turned out not to be the primary any more.
+    /// Runs `command` on this node as `p`'s primary and waits until every other owner
+    /// stored the result. None when this node turned out not to be the primary (or could
+    /// not merge the key yet): the caller routes again.
     pub(crate) async fn run_as_primary(
         &self,
         p: PartitionId,
@@ -484,32 +616,160 @@ impl Router {
         command: Command,
         deadline: Instant,
     ) -> Option<Outcome> {
-        if self.sync.is_syncing(p) {
-            self.merge_key(p, key).await;
+        if !self.sync.is_held(p) && !self.merge_key(p, key, deadline).await {
+            if Instant::now() >= deadline {
+                return Some(cluster_error(
+                    "the key's partition could not be merged in time",
+                ));
+            }
+            return None;
         }
-        let (outcome, pending) = self.apply_as_primary(p, key, command)?;
+        let (mut outcome, pending) = self.apply_as_primary(p, key, command)?;
+        let mut retry = Vec::new();
         for (replica, response) in pending {
-            let waited = self
-                .wait_peer(response, deadline, |v| v.is_owner(p, replica))
-                .await;
-            match waited {
-                Waited::Answer(_) | Waited::Moved => {}
-                Waited::Failed(_) => {
-                    // The replica's process is gone or restarting: the failure detector
-                    // will drop it and its successor will pull the partition from us.
-                    let wait = self
-                        .wait_peer(std::future::pending(), deadline, |v| v.is_owner(p, replica))
-                        .await;
-                    if matches!(wait, Waited::TimedOut) {
-                        tracing::warn!(%replica, "replica unreachable until the deadline");
-                    }
+            match self.replica_ack(p, replica, response, deadline).await {
+                ReplicaAck::Stored => {}
+                ReplicaAck::NotStored(error) => {
+                    self.undo_unstored(p, key);
+                    outcome = Outcome::Error(error);
                 }
-                Waited::TimedOut => {
-                    tracing::warn!(%replica, "replica did not acknowledge before the deadline");
+                ReplicaAck::Retry => retry.push(replica),
+                ReplicaAck::TimedOut => {
+                    return Some(cluster_error("a replica did not store the write in time"));
+                }
+            }
+        }
+        while !retry.is_empty() {
+            // The replica refused (another view) or was replaced (a new incarnation): once
+            // the views change, send it the key's current state.
+            self.pause_for_view(Duration::from_millis(50)).await;
+            if Instant::now() >= deadline {
+                return Some(cluster_error("a replica did not store the write in time"));
+            }
+            let Some(pending) = self.resend_key(p, key, &retry) else {
+                return Some(cluster_error(
+                    "the key's owners changed during the write; it may not be stored",
+                ));
+            };
+            retry.clear();
+            for (replica, response) in pending {
+                match self.replica_ack(p, replica, response, deadline).await {
+                    ReplicaAck::Stored => {}
+                    ReplicaAck::NotStored(error) => {
+                        self.undo_unstored(p, key);
+                        outcome = Outcome::Error(error);
+                    }
+                    ReplicaAck::Retry => retry.push(replica),
+                    ReplicaAck::TimedOut => {
+                        return Some(cluster_error("a replica did not store the write in time"));
+                    }
                 }
             }
         }
         Some(outcome)
+    }
+
+    /// What one replica did with a write.
+    async fn replica_ack(
+        &self,
+        p: PartitionId,
+        replica: SocketAddr,
+        response: impl std::future::Future<Output = Result<PeerResponse, RpcError>>,
+        deadline: Instant,
+    ) -> ReplicaAck {
+        let incarnation = self.view().id_of(replica);
+        // Still the same owner: a new incarnation at the address is another node.
+        let same = |v: &View| v.is_owner(p, replica) && v.id_of(replica) == incarnation;
+        match self.wait_peer(response, deadline, same).await {
+            Waited::Answer(PeerResponse::Done) => ReplicaAck::Stored,
+            Waited::Answer(PeerResponse::NotStored(error)) => ReplicaAck::NotStored(error),
+            Waited::Answer(_) => ReplicaAck::Retry,
+            Waited::Moved => {
+                if self.view().is_owner(p, replica) {
+                    ReplicaAck::Retry
+                } else {
+                    ReplicaAck::Stored
+                }
+            }
+            Waited::Failed(_) => {
+                // The replica's process is gone or restarting: wait until the failure
+                // detector drops it or its next incarnation shows up.
+                match self.wait_peer(std::future::pending(), deadline, same).await {
+                    Waited::TimedOut => {
+                        tracing::warn!(%replica, "replica unreachable until the deadline");
+                        ReplicaAck::TimedOut
+                    }
+                    _ if self.view().is_owner(p, replica) => ReplicaAck::Retry,
+                    _ => ReplicaAck::Stored,
+                }
+            }
+            Waited::TimedOut => {
+                tracing::warn!(%replica, "replica did not acknowledge before the deadline");
+                ReplicaAck::TimedOut
+            }
+        }
+    }
+
+    /// The change a primary sends for `key` now: its item, or a versioned removal (the
+    /// tombstone kept here too). Called under the partition's lock.
+    fn replica_op(&self, p: PartitionId, key: &Bytes, removed_now: bool) -> ReplicaOp {
+        match self.store.export(key) {
+            Some(item) => {
+                self.tombstones.forget_below(p, key, item.cas);
+                ReplicaOp::Put(item)
+            }
+            None => {
+                let version = match self.tombstones.version(p, key) {
+                    Some(version) if !removed_now => version,
+                    _ => self.store.new_version(),
+                };
+                self.tombstones.record(p, key, version);
+                ReplicaOp::Remove {
+                    key: key.clone(),
+                    version,
+                }
+            }
+        }
+    }
+
+    /// Sends `key`'s current state to `replicas` that are still owners, if this node is
+    /// still the primary; None if it is not.
+    #[allow(clippy::type_complexity)]
+    fn resend_key(
+        &self,
+        p: PartitionId,
+        key: &Bytes,
+        replicas: &[SocketAddr],
+    ) -> Option<
+        Vec<(
+            SocketAddr,
+            impl std::future::Future<Output = Result<PeerResponse, RpcError>>,
+        )>,
+    > {
+        let _guard = self.locks[p.index()].lock();
+        let view = self.view();
+        if !view.is_primary(p) || !self.sync.is_ready() {
+            return None;
+        }
+        let op = self.replica_op(p, key, false);
+        Some(
+            replicas
+                .iter()
+                .filter(|r| view.is_owner(p, **r))
+                .map(|&r| (r, self.call(r, PeerRequest::Replicate(op.clone()))))
+                .collect(),
+        )
+    }
+
+    /// A replica could not store a write: as memcached after a failed set, the key is
+    /// gone, here and (best effort) on the other owners.
+    fn undo_unstored(&self, p: PartitionId, key: &Bytes) {
+        let _guard = self.locks[p.index()].lock();
+        self.store.remove_replica(key);
+        let op = self.replica_op(p, key, true);
+        for owner in self.view().other_owners(p) {
+            drop(self.call(owner, PeerRequest::Replicate(op.clone())));
+        }
     }
 
     /// The synchronous part of a primary's work: under the partition lock, check the role,
@@ -522,17 +782,18 @@ impl Router {
         command: Command,
     ) -> Option<(
         Outcome,
-        Vec<(SocketAddr, rpc::ResponseFuture<PeerResponse>)>,
+        Vec<(
+            SocketAddr,
+            impl std::future::Future<Output = Result<PeerResponse, RpcError>>,
+        )>,
     )> {
         if is_plain_read(&command) {
-            return self
-                .view()
-                .is_primary(p)
-                .then(|| (self.store.execute(command), Vec::new()));
+            let mine = self.view().is_primary(p) && self.sync.is_ready();
+            return mine.then(|| (self.store.execute(command), Vec::new()));
         }
         let _guard = self.locks[p.index()].lock();
         let view = self.view();
-        if !view.is_primary(p) {
+        if !view.is_primary(p) || !self.sync.is_ready() {
             return None;
         }
         let probe = command.clone();
@@ -540,37 +801,35 @@ impl Router {
         if !changed(&probe, &outcome) {
             return Some((outcome, Vec::new()));
         }
-        let op = match self.store.export(key) {
-            Some(item) => ReplicaOp::Put(item),
-            None => {
-                self.sync.note_removed(p, key);
-                ReplicaOp::Remove(key.clone())
-            }
-        };
+        let op = self.replica_op(p, key, true);
         let pending = view
             .other_owners(p)
-            .map(|owner| {
-                let response = self
-                    .peers
-                    .get(owner)
-                    .send(PeerRequest::Replicate(op.clone()));
-                (owner, response)
-            })
+            .map(|owner| (owner, self.call(owner, PeerRequest::Replicate(op.clone()))))
             .collect();
         Some((outcome, pending))
     }
 
-    /// Applies a replicated change from a primary.
-    pub(crate) fn apply_replica(&self, op: &ReplicaOp) {
+    /// Applies a replicated change from a primary: Done only if it is stored.
+    pub(crate) fn apply_replica(&self, op: &ReplicaOp) -> PeerResponse {
         match op {
             ReplicaOp::Put(item) => {
-                if let Err(error) = self.store.put_replica(item) {
-                    tracing::warn!(?error, "a replicated item could not be stored");
+                let p = partition_of(&item.key);
+                let _guard = self.locks[p.index()].lock();
+                self.tombstones.forget_below(p, &item.key, item.cas);
+                match self.store.put_replica(item) {
+                    Ok(_) => PeerResponse::Done,
+                    Err(error) => {
+                        tracing::warn!(?error, "a replicated item could not be stored");
+                        PeerResponse::NotStored(error)
+                    }
                 }
             }
-            ReplicaOp::Remove(key) => {
-                self.sync.note_removed(partition_of(key), key);
-                self.store.remove_replica(key);
+            ReplicaOp::Remove { key, version } => {
+                let p = partition_of(key);
+                let _guard = self.locks[p.index()].lock();
+                self.tombstones.record(p, key, *version);
+                self.store.remove_if_older(key, *version);
+                PeerResponse::Done
             }
         }
     }
@@ -617,7 +876,7 @@ impl Router {
                     keys: indexes.iter().map(|&i| keys[i].clone()).collect(),
                     options: options.clone(),
                 });
-                let response = self.peers.get(addr).send(PeerRequest::Execute(command));
+                let response = self.call(addr, PeerRequest::Execute(command));
                 (addr, indexes, response)
             })
             .collect();
@@ -645,22 +904,65 @@ impl Router {
         Outcome::Values(values)
     }
 
-    /// `flush_all` on this node and every live member.
+    /// `flush_all` on every live member. An immediate one is a cluster-wide version: the
+    /// members' version clocks are read, and every item below the highest is gone on
+    /// every member, including one that was away and learns the version later from any
+    /// message it exchanges. A delayed one runs on each member's own clock.
     async fn flush_everywhere(&self, flush: FlushAll) -> Outcome {
-        self.store.flush_all(flush.delay);
+        let until = Instant::now() + self.config.deadline;
         let view = self.view();
+        if flush.delay > 0 || !self.store.config().use_cas {
+            self.store.flush_all(flush.delay);
+            let pending: Vec<_> = view
+                .others()
+                .map(|a| (a, self.call(a, PeerRequest::Flush(flush.clone()))))
+                .collect();
+            return self.wait_all(pending, until, "flush_all").await;
+        }
         let pending: Vec<_> = view
             .others()
-            .map(|a| (a, self.peers.get(a).send(PeerRequest::Flush(flush.clone()))))
+            .map(|a| (a, self.call(a, PeerRequest::Clock)))
             .collect();
-        let until = Instant::now() + self.config.deadline;
+        let mut floor = self.store.new_version();
         for (addr, response) in pending {
             match self.wait_peer(response, until, |v| v.is_member(addr)).await {
-                Waited::Answer(_) | Waited::Moved => {}
-                Waited::Failed(error) => tracing::warn!(%addr, %error, "flush_all not delivered"),
-                Waited::TimedOut => tracing::warn!(%addr, "flush_all not acknowledged"),
+                Waited::Answer(PeerResponse::Clock(clock)) => floor = floor.max(clock),
+                Waited::Moved => {}
+                other => {
+                    tracing::warn!(%addr, answer = ?other.describe(), "flush_all: no clock");
+                    return cluster_error("flush_all could not reach every member");
+                }
             }
         }
-        Outcome::Ok
+        let floor = floor.saturating_add(1);
+        self.store.flush_below_version(floor);
+        let pending: Vec<_> = view
+            .others()
+            .map(|a| (a, self.call(a, PeerRequest::FlushBelow(floor))))
+            .collect();
+        self.wait_all(pending, until, "flush_all").await
+    }
+
+    /// Waits for every member's `Done`; members that leave the view are not waited for.
+    async fn wait_all(
+        &self,
+        pending: Vec<(
+            SocketAddr,
+            impl std::future::Future<Output = Result<PeerResponse, RpcError>>,
+        )>,
+        until: Instant,
+        what: &str,
+    ) -> Outcome {
+        let mut outcome = Outcome::Ok;
+        for (addr, response) in pending {
+            match self.wait_peer(response, until, |v| v.is_member(addr)).await {
+                Waited::Answer(PeerResponse::Done) | Waited::Moved => {}
+                other => {
+                    tracing::warn!(%addr, answer = ?other.describe(), "{what} not acknowledged");
+                    outcome = cluster_error("not every cluster member acknowledged");
+                }
+            }
+        }
+        outcome
     }
 }

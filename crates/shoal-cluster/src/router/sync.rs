@@ -1,23 +1,36 @@
-//! Hand-off: how an owner that gains a partition (a join, a failure, a rejoin) gets its
-//! items.
+//! Hand-off: how an owner that gains a partition (a join, a failure, a restart, a
+//! rejoin) gets its items, and how long the last copies are kept.
 //!
-//! Every node keeps, per partition, whether it *holds* an up-to-date copy. When a view
-//! makes this node an owner of a partition it does not hold, the partition starts
-//! *syncing*: its sources are the owners the partition would have without this node
-//! (by rendezvous, exactly the live members that held it before). The pull loop asks each
-//! source for the partition's items ([`PeerRequest::Pull`], 32 partitions a request) and
-//! merges them by version; keys removed meanwhile are remembered so a pulled copy cannot
-//! bring them back. Until the pull ends, a primary merges a command's key from the sources
-//! before executing it, so reads see the data and CAS, incr and append act on it.
+//! Every node keeps, per partition, whether it *holds* an up-to-date copy ([`Holding`]).
+//! When a view makes this node an owner of a partition it does not hold, the partition
+//! starts *syncing*: the pull loop asks every other live member for the partition's items
+//! and tombstones ([`PeerRequest::Pull`], 32 partitions a request, made on the same view
+//! as the source's, so every later write of the partition reaches this node directly) and
+//! merges them by version: an item is written only over an older one and never over a
+//! tombstone at or above its version; a tombstone removes older items. A partition is
+//! held once every member answered and at least one of them holds it as a current or
+//! former owner; when every member answered and none does, no copy survives anywhere (a
+//! new cluster, or more failures than replicas) and the partition starts empty.
 //!
-//! A partition this node gains without having owned it before is first emptied of
-//! leftovers (items from an earlier ownership, possibly deleted since). After a rejoin
-//! (the cluster declared this node down), nothing it holds is trusted: every owned
-//! partition syncs again, merging by version.
+//! Until then, a primary merges a command's key from every member before executing it
+//! ([`Router::merge_key`]), and fails the command rather than act on a partial copy.
+//!
+//! The last copy stays: a node that stops owning a partition it held keeps it as a
+//! *former* owner, answers pulls with it, and drops it only when every current owner
+//! reports (through the status poll, on the same view) that it holds the partition.
+//!
+//! Start-up: a node started with `--join` holds nothing until it has seen another member.
+//! A node started without `--join` waits `bootstrap_wait` for members to reach it (a
+//! restarted first node is found by the members that knew it) before it founds a new
+//! cluster alone; until then it serves nothing. A node the cluster declared down
+//! (paused, partitioned) rejoins under a new incarnation and syncs every partition again,
+//! keeping its copy for the merge (tombstones and the flush version bury what was
+//! deleted meanwhile) unless it was away longer than the tombstone horizon, in which case
+//! it starts empty.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,9 +40,10 @@ use shoal_command::ReplicaItem;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::message::{Holding, KeyState, NodeStatus, PulledPartition};
+use super::tombstones::TOMBSTONE_HORIZON;
 use super::{PeerRequest, PeerResponse, Router, View, Waited};
-use crate::node::NodeId;
-use crate::placement::{partition_of, PartitionId, PlacementMap, PARTITIONS};
+use crate::placement::{partition_of, PartitionId, PARTITIONS};
 
 /// Partitions asked for in one pull request.
 const PULL_BATCH: usize = 32;
@@ -37,58 +51,72 @@ const PULL_BATCH: usize = 32;
 const PULL_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the pull loop looks for work without being woken.
 const PULL_RETRY: Duration = Duration::from_millis(500);
-/// How long the items of a partition this node no longer owns are kept (new owners pull
-/// them meanwhile) before they are dropped.
-const LEFTOVER_GRACE: Duration = Duration::from_secs(30);
 
 /// A partition being pulled.
 #[derive(Debug)]
 struct Syncing {
     /// Members to pull from.
     sources: Vec<SocketAddr>,
-    /// Keys removed since the sync began.
-    removed: HashSet<Bytes>,
 }
 
 #[derive(Debug)]
 struct Inner {
-    /// The node may trust its own view: it started alone, or has seen another member.
+    /// The node may act on its view: it has seen another member, or founded a cluster.
     authoritative: bool,
+    /// A node started without seeds founds a cluster alone only after this.
+    bootstrap_until: Option<Instant>,
     /// Partitions held up to date.
     held: Vec<bool>,
     syncing: HashMap<u16, Syncing>,
-    /// Partitions no longer owned, since when.
-    lost: HashMap<u16, Instant>,
+    /// Partitions held until the view moved them away, since when.
+    former: HashMap<u16, Instant>,
+    /// The last time this node was in a view with another member.
+    last_company: Instant,
 }
 
 /// The hand-off state of one node.
 #[derive(Debug)]
 pub(super) struct SyncState {
     inner: Mutex<Inner>,
-    /// Lock-free copy of "is syncing" per partition, for the request path.
-    flags: Box<[AtomicBool]>,
+    /// Lock-free copy of "is held" per partition, for the request path.
+    held: Box<[AtomicBool]>,
+    /// Lock-free copy of `authoritative`.
+    ready: AtomicBool,
     wake: Notify,
+    pulled_items: AtomicU64,
+    pulled_bytes: AtomicU64,
 }
 
 impl SyncState {
-    /// The state of a node that starts alone (`authoritative`: it holds every partition,
-    /// all empty) or joins a cluster (it holds nothing until it has pulled).
-    pub(super) fn new(authoritative: bool) -> SyncState {
+    /// The state of a node that joins a cluster (`bootstrap` None: it holds nothing until
+    /// it has seen a member) or starts without seeds (it founds a cluster alone after
+    /// `bootstrap`, unless a member reaches it first).
+    pub(super) fn new(bootstrap: Option<Duration>) -> SyncState {
         SyncState {
             inner: Mutex::new(Inner {
-                authoritative,
-                held: vec![authoritative; usize::from(PARTITIONS)],
+                authoritative: false,
+                bootstrap_until: bootstrap.map(|wait| Instant::now() + wait),
+                held: vec![false; usize::from(PARTITIONS)],
                 syncing: HashMap::new(),
-                lost: HashMap::new(),
+                former: HashMap::new(),
+                last_company: Instant::now(),
             }),
-            flags: (0..PARTITIONS).map(|_| AtomicBool::new(false)).collect(),
+            held: (0..PARTITIONS).map(|_| AtomicBool::new(false)).collect(),
+            ready: AtomicBool::new(false),
             wake: Notify::new(),
+            pulled_items: AtomicU64::new(0),
+            pulled_bytes: AtomicU64::new(0),
         }
     }
 
-    /// Whether `p` is being pulled.
-    pub(super) fn is_syncing(&self, p: PartitionId) -> bool {
-        self.flags[p.index()].load(Ordering::Acquire)
+    /// Whether this node may act on its view at all.
+    pub(super) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Whether `p` is held up to date here.
+    pub(super) fn is_held(&self, p: PartitionId) -> bool {
+        self.held[p.index()].load(Ordering::Acquire)
     }
 
     /// Partitions still being pulled.
@@ -96,93 +124,159 @@ impl SyncState {
         self.inner.lock().syncing.len()
     }
 
+    /// How this node holds `p`, as it answers pulls and exports.
+    pub(super) fn holding(&self, p: PartitionId) -> Holding {
+        let inner = self.inner.lock();
+        if inner.held[p.index()] {
+            Holding::Current
+        } else if inner.former.contains_key(&p.get()) {
+            Holding::Former
+        } else if inner.syncing.contains_key(&p.get()) {
+            Holding::Syncing
+        } else {
+            Holding::None
+        }
+    }
+
     /// The members `p` is pulled from, if it is syncing.
     fn sources(&self, p: PartitionId) -> Option<Vec<SocketAddr>> {
-        if !self.is_syncing(p) {
-            return None;
-        }
         let inner = self.inner.lock();
         inner.syncing.get(&p.get()).map(|s| s.sources.clone())
     }
 
-    /// Remembers that `key` was removed, if its partition is syncing.
-    pub(super) fn note_removed(&self, p: PartitionId, key: &Bytes) {
-        if self.is_syncing(p) {
-            if let Some(s) = self.inner.lock().syncing.get_mut(&p.get()) {
-                s.removed.insert(key.clone());
+    fn set_held(&self, inner: &mut Inner, i: usize, held: bool) {
+        inner.held[i] = held;
+        self.held[i].store(held, Ordering::Release);
+    }
+
+    /// The status this node reports to the poll.
+    pub(super) fn status(&self, items: u64) -> NodeStatus {
+        let inner = self.inner.lock();
+        let mut held = vec![0u8; usize::from(PARTITIONS).div_ceil(8)];
+        for (i, h) in inner.held.iter().enumerate() {
+            if *h {
+                held[i / 8] |= 1 << (i % 8);
             }
         }
+        NodeStatus {
+            items,
+            held,
+            syncing: inner.syncing.len() as u32,
+            pulled_items: self.pulled_items.load(Ordering::Relaxed),
+            pulled_bytes: self.pulled_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Items and bytes merged by hand-off since start.
+    pub(super) fn pulled(&self) -> (u64, u64) {
+        (
+            self.pulled_items.load(Ordering::Relaxed),
+            self.pulled_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Founds a cluster alone once the bootstrap wait is over and no member showed up.
+    /// True if it did.
+    pub(super) fn bootstrap_due(&self, view: &View) -> bool {
+        let mut inner = self.inner.lock();
+        let due = !inner.authoritative
+            && view.counts.len() < 2
+            && inner.bootstrap_until.is_some_and(|t| Instant::now() >= t);
+        if due {
+            tracing::info!("no member reached this node: founding a new cluster");
+            inner.authoritative = true;
+            inner.bootstrap_until = None;
+            for i in 0..usize::from(PARTITIONS) {
+                self.set_held(&mut inner, i, true);
+            }
+            self.ready.store(true, Ordering::Release);
+        }
+        due
     }
 
     /// Adjusts what is held and what syncs to a new view (`old` is the view it replaces;
     /// `renewed` says this node rejoined under a new identity).
     pub(super) fn on_view(&self, router: &Router, old: Option<&View>, new: &View, renewed: bool) {
         let mut inner = self.inner.lock();
+        let now = Instant::now();
+        let company = new.counts.len() >= 2;
         if renewed {
-            inner.held.iter_mut().for_each(|h| *h = false);
+            let away = now.duration_since(inner.last_company);
+            for i in 0..usize::from(PARTITIONS) {
+                self.set_held(&mut inner, i, false);
+            }
+            inner.former.clear();
+            if away >= TOMBSTONE_HORIZON / 2 {
+                let removed = router.store.retain(|_| false);
+                tracing::warn!(
+                    ?away,
+                    removed,
+                    "rejoined after a long absence: starting empty"
+                );
+            } else {
+                tracing::info!(
+                    ?away,
+                    "rejoined under a new incarnation: syncing everything"
+                );
+            }
+        }
+        if company {
+            inner.last_company = now;
         }
         if !inner.authoritative {
-            if new.counts.len() < 2 {
+            if !company {
                 return;
             }
             inner.authoritative = true;
+            inner.bootstrap_until = None;
+            self.ready.store(true, Ordering::Release);
         }
-        let others: Vec<NodeId> = new
-            .map
-            .members()
-            .iter()
-            .copied()
-            .filter(|m| m.addr() != new.local)
-            .collect();
-        let without_me = PlacementMap::compute(&others, router.config.replicas);
-        let mut leftovers = vec![false; usize::from(PARTITIONS)];
-        let mut any_leftovers = false;
+        let others: Vec<SocketAddr> = new.others().collect();
+        let mut stale = vec![false; usize::from(PARTITIONS)];
+        let mut any_stale = false;
         for p in PartitionId::all() {
             let i = p.index();
             if !new.is_owner(p, new.local) {
-                if old.is_none_or(|o| o.is_owner(p, new.local)) {
-                    inner.lost.entry(p.get()).or_insert_with(Instant::now);
+                if inner.held[i] {
+                    inner.former.insert(p.get(), now);
                 }
-                inner.held[i] = false;
+                self.set_held(&mut inner, i, false);
                 inner.syncing.remove(&p.get());
-                self.flags[i].store(false, Ordering::Release);
                 continue;
             }
-            inner.lost.remove(&p.get());
             if inner.held[i] {
                 continue;
             }
-            let sources: Vec<SocketAddr> = if others.is_empty() {
-                Vec::new()
-            } else {
-                without_me.owners(p).iter().map(NodeId::addr).collect()
-            };
-            if sources.is_empty() {
-                inner.held[i] = true;
+            if others.is_empty() {
+                // The last member standing: whatever it has is all there is.
+                self.set_held(&mut inner, i, true);
                 inner.syncing.remove(&p.get());
-                self.flags[i].store(false, Ordering::Release);
+                inner.former.remove(&p.get());
                 continue;
             }
             let was_owner = old.is_some_and(|o| o.is_owner(p, new.local));
-            if !was_owner && !inner.syncing.contains_key(&p.get()) {
-                leftovers[i] = true;
-                any_leftovers = true;
+            if !was_owner
+                && !inner.former.contains_key(&p.get())
+                && !inner.syncing.contains_key(&p.get())
+            {
+                // Items from an earlier, partial ownership: no copy to vouch for.
+                stale[i] = true;
+                any_stale = true;
             }
+            inner.former.remove(&p.get());
             inner
                 .syncing
                 .entry(p.get())
                 .or_insert_with(|| Syncing {
                     sources: Vec::new(),
-                    removed: HashSet::new(),
                 })
-                .sources = sources;
-            self.flags[i].store(true, Ordering::Release);
+                .sources = others.clone();
         }
-        if any_leftovers {
-            let removed = router
-                .store
-                .retain(|key| !leftovers[partition_of(key).index()]);
-            tracing::info!(removed, "dropped leftovers of partitions gained");
+        if any_stale {
+            let removed = router.store.retain(|key| !stale[partition_of(key).index()]);
+            if removed > 0 {
+                tracing::info!(removed, "dropped unvouched items of partitions gained");
+            }
         }
         if !inner.syncing.is_empty() {
             tracing::info!(
@@ -194,28 +288,31 @@ impl SyncState {
         self.wake.notify_one();
     }
 
-    /// Merges pulled or fetched items, skipping keys removed since the sync began and
-    /// partitions no longer syncing.
-    fn merge(&self, router: &Router, items: &[ReplicaItem]) -> usize {
+    /// Merges one source's copy of a key or partition: items by version, unless a
+    /// tombstone buries them; tombstones remove older items. Returns items merged.
+    fn merge(&self, router: &Router, items: &[ReplicaItem], tombstones: &[(Bytes, u64)]) -> u64 {
         let mut merged = 0;
+        for (key, version) in tombstones {
+            let p = partition_of(key);
+            let _guard = router.locks[p.index()].lock();
+            router.tombstones.record(p, key, *version);
+            router.store.remove_if_older(key, *version);
+        }
         for item in items {
             let p = partition_of(&item.key);
-            if !self.is_syncing(p) {
-                continue;
-            }
             let _guard = router.locks[p.index()].lock();
-            let removed = {
-                let inner = self.inner.lock();
-                inner
-                    .syncing
-                    .get(&p.get())
-                    .is_none_or(|s| s.removed.contains(&item.key))
-            };
-            if removed {
+            if router.tombstones.buries(p, &item.key, item.cas) {
                 continue;
             }
             match router.store.apply_replica(item) {
-                Ok(true) => merged += 1,
+                Ok(true) => {
+                    merged += 1;
+                    self.pulled_items.fetch_add(1, Ordering::Relaxed);
+                    self.pulled_bytes.fetch_add(
+                        (item.key.len() + item.value.len()) as u64,
+                        Ordering::Relaxed,
+                    );
+                }
                 Ok(false) => {}
                 Err(error) => tracing::warn!(?error, "a pulled item could not be stored"),
             }
@@ -229,8 +326,7 @@ impl SyncState {
         for &p in partitions {
             if inner.syncing.get(&p).is_some_and(|s| s.sources == sources) {
                 inner.syncing.remove(&p);
-                inner.held[usize::from(p)] = true;
-                self.flags[usize::from(p)].store(false, Ordering::Release);
+                self.set_held(&mut inner, usize::from(p), true);
             }
         }
         if inner.syncing.is_empty() {
@@ -238,22 +334,25 @@ impl SyncState {
         }
     }
 
-    /// Drops the items of partitions lost longer than [`LEFTOVER_GRACE`] ago.
-    fn drop_leftovers(&self, router: &Router) {
+    /// Drops the copies this node keeps as a former owner once every current owner holds
+    /// the partition (`holds(owner, p)` from the status poll, on this view).
+    fn drop_former(&self, router: &Router, view: &View, holds: impl Fn(SocketAddr, u16) -> bool) {
         let mut inner = self.inner.lock();
-        let now = Instant::now();
-        let expired: Vec<u16> = inner
-            .lost
-            .iter()
-            .filter(|(_, since)| now.duration_since(**since) >= LEFTOVER_GRACE)
-            .map(|(&p, _)| p)
+        let done: Vec<u16> = inner
+            .former
+            .keys()
+            .copied()
+            .filter(|&p| {
+                let id = PartitionId::new(p).expect("a partition number");
+                view.other_owners(id).all(|owner| holds(owner, p))
+            })
             .collect();
-        if expired.is_empty() {
+        if done.is_empty() {
             return;
         }
         let mut drop_it = vec![false; usize::from(PARTITIONS)];
-        for p in &expired {
-            inner.lost.remove(p);
+        for p in &done {
+            inner.former.remove(p);
             drop_it[usize::from(*p)] = true;
         }
         // Still under the lock: a view that gives a partition back waits for this.
@@ -262,9 +361,9 @@ impl SyncState {
             .retain(|key| !drop_it[partition_of(key).index()]);
         drop(inner);
         tracing::info!(
-            partitions = expired.len(),
+            partitions = done.len(),
             removed,
-            "dropped items of partitions no longer owned"
+            "dropped copies of partitions every new owner holds"
         );
     }
 
@@ -295,125 +394,192 @@ impl SyncState {
     }
 }
 
+/// Whether a copy held this way may be merged.
+fn mergeable(holding: Holding) -> bool {
+    holding != Holding::None
+}
+
+/// Whether a copy held this way has every acknowledged write of its partition.
+fn complete(holding: Holding) -> bool {
+    matches!(holding, Holding::Current | Holding::Former)
+}
+
 impl Router {
-    /// Pulls syncing partitions from their sources, forever.
+    /// Pulls syncing partitions from their sources, forever; founds a cluster when the
+    /// bootstrap wait ends alone, and drops former copies every owner now holds.
     pub(super) async fn pull_loop(self: Arc<Self>) {
         loop {
             let _ = tokio::time::timeout(PULL_RETRY, self.sync.wake.notified()).await;
-            self.sync.drop_leftovers(&self);
+            let view = self.view();
+            if self.sync.bootstrap_due(&view) {
+                self.view_tx.send_modify(|_| {});
+            }
+            self.tombstones.collect();
+            self.sync
+                .drop_former(&self, &view, |owner, p| self.peer_holds(&view, owner, p));
             for (sources, partitions) in self.sync.work() {
                 for batch in partitions.chunks(PULL_BATCH) {
-                    // Skip what a newer view changed: a source asked for a partition its
-                    // own view does not give us would hold the pull for seconds, and every
-                    // command on a syncing partition costs a merge round trip meanwhile.
+                    // Skip what a newer view changed: the next round takes it.
                     let batch = self.sync.still_syncing_from(batch, &sources);
                     if batch.is_empty() {
                         continue;
                     }
-                    if self.pull(&sources, &batch).await {
-                        self.sync.finish(&batch, &sources);
+                    let done = self.pull(&sources, &batch).await;
+                    if !done.is_empty() {
+                        self.sync.finish(&done, &sources);
                     }
                 }
             }
         }
     }
 
-    /// Pulls `partitions` from every source; true if all of them answered.
-    async fn pull(&self, sources: &[SocketAddr], partitions: &[u16]) -> bool {
-        let local = self.view().local;
-        let mut complete = true;
-        for &source in sources {
-            let request = PeerRequest::Pull {
-                requester: local,
-                partitions: partitions.to_vec(),
-            };
-            let response = self.peers.get(source).send(request);
-            let until = Instant::now() + PULL_TIMEOUT;
-            // A view that changes what these partitions sync from abandons the pull (the
-            // source may be holding it until its own view agrees, for seconds): the next
-            // round of the pull loop asks again for what is still wanted.
+    /// Pulls `partitions` from every source; returns those that are now complete: every
+    /// source answered, and one held it as a current or former owner or none had it.
+    async fn pull(&self, sources: &[SocketAddr], partitions: &[u16]) -> Vec<u16> {
+        let mut answered = vec![0usize; partitions.len()];
+        let mut vouched = vec![false; partitions.len()];
+        let pending: Vec<_> = sources
+            .iter()
+            .map(|&s| (s, self.call(s, PeerRequest::Pull(partitions.to_vec()))))
+            .collect();
+        let until = Instant::now() + PULL_TIMEOUT;
+        for (source, response) in pending {
+            // A view that changes what these partitions sync from abandons the pull.
             let still = |v: &View| {
                 v.is_member(source)
                     && self.sync.still_syncing_from(partitions, sources).len() == partitions.len()
             };
             match self.wait_peer(response, until, still).await {
-                Waited::Answer(PeerResponse::Items(items)) => {
-                    let merged = self.sync.merge(self, &items);
-                    tracing::debug!(%source, received = items.len(), merged, "pulled");
+                Waited::Answer(PeerResponse::Partitions(pulled))
+                    if pulled.len() == partitions.len() =>
+                {
+                    let mut merged = 0;
+                    for (i, part) in pulled.iter().enumerate() {
+                        answered[i] += 1;
+                        vouched[i] |= complete(part.holding);
+                        if mergeable(part.holding) {
+                            merged += self.sync.merge(self, &part.items, &part.tombstones);
+                        }
+                    }
+                    tracing::debug!(%source, merged, "pulled");
                 }
-                Waited::Moved => {
-                    // The source left, or the partitions' sources changed: the next round
-                    // pulls what is still wanted.
-                    return false;
-                }
-                _ => {
-                    tracing::debug!(%source, "pull failed, will retry");
-                    complete = false;
+                Waited::Moved => return Vec::new(),
+                other => {
+                    tracing::debug!(%source, answer = ?other.describe(), "pull failed, will retry");
                 }
             }
         }
-        complete
+        let mut done = Vec::new();
+        for (i, &p) in partitions.iter().enumerate() {
+            if answered[i] == sources.len() {
+                if !vouched[i] {
+                    tracing::info!(
+                        partition = p,
+                        "no member holds a complete copy: the partition starts from what is left"
+                    );
+                }
+                done.push(p);
+            }
+        }
+        done
     }
 
-    /// Before a primary uses `key` of syncing partition `p`: merges the key's item from
-    /// the sources.
-    pub(super) async fn merge_key(&self, p: PartitionId, key: &Bytes) {
+    /// Before a primary uses `key` of syncing partition `p`: merges the key's item and
+    /// tombstone from every member. False if some member did not answer (the command must
+    /// not run on a partial copy).
+    pub(super) async fn merge_key(&self, p: PartitionId, key: &Bytes, until: Instant) -> bool {
         let Some(sources) = self.sync.sources(p) else {
-            return;
+            return true;
         };
         let pending: Vec<_> = sources
             .iter()
-            .map(|&s| (s, self.peers.get(s).send(PeerRequest::Export(key.clone()))))
+            .map(|&s| (s, self.call(s, PeerRequest::Export(key.clone()))))
             .collect();
-        let until = Instant::now() + self.config.read_timeout;
+        let mut all = true;
         for (source, response) in pending {
-            if let Waited::Answer(PeerResponse::Item(Some(item))) = self
+            match self
                 .wait_peer(response, until, |v| v.is_member(source))
                 .await
             {
-                self.sync.merge(self, std::slice::from_ref(&item));
+                Waited::Answer(PeerResponse::Key { state, holding }) => {
+                    if mergeable(holding) {
+                        let KeyState { item, tombstone } = state;
+                        let tombstones: Vec<(Bytes, u64)> =
+                            tombstone.map(|v| (key.clone(), v)).into_iter().collect();
+                        self.sync.merge(self, item.as_slice(), &tombstones);
+                    }
+                }
+                Waited::Moved => {}
+                _ => all = false,
             }
+        }
+        all
+    }
+
+    /// The state of `key` here, for a member merging it.
+    pub(super) fn export_key(&self, key: &Bytes) -> PeerResponse {
+        let p = partition_of(key);
+        // Writes applied under the lock are in the answer.
+        let _guard = self.locks[p.index()].lock();
+        PeerResponse::Key {
+            state: KeyState {
+                item: self.store.export(key),
+                tombstone: self.tombstones.version(p, key),
+            },
+            holding: self.sync.holding(p),
         }
     }
 
-    /// Answers a pull: once this node's view makes `requester` an owner of every partition
-    /// asked (or after a while), and every write already applied here under the old view
-    /// has left its lock, the partitions' items.
-    pub(super) async fn serve_pull(
-        self: Arc<Self>,
-        requester: SocketAddr,
-        partitions: Vec<u16>,
-    ) -> PeerResponse {
+    /// Answers a pull (made on this node's view): once every write already applied here
+    /// has left its partition's lock, each partition's items and tombstones.
+    pub(super) async fn serve_pull(self: Arc<Self>, partitions: Vec<u16>) -> PeerResponse {
         let ids: Vec<PartitionId> = partitions
             .iter()
             .filter_map(|&p| PartitionId::new(p))
             .collect();
-        let mut views = self.view_tx.subscribe();
-        let agreed = |v: &View| ids.iter().all(|&p| v.is_owner(p, requester));
-        let until = Instant::now() + Duration::from_secs(3);
-        while !agreed(&views.borrow_and_update()) {
-            match tokio::time::timeout_at(until, views.changed()).await {
-                Ok(Ok(())) => {}
-                _ => break,
-            }
-        }
-        for p in &ids {
-            drop(self.locks[p.index()].lock());
-        }
+        let holdings: Vec<Holding> = ids
+            .iter()
+            .map(|&p| {
+                drop(self.locks[p.index()].lock());
+                self.sync.holding(p)
+            })
+            .collect();
+        let tombstones: Vec<Vec<(Bytes, u64)>> = ids
+            .iter()
+            .map(|&p| self.tombstones.of_partition(p))
+            .collect();
         let store = Arc::clone(&self.store);
+        let scan_ids = ids.clone();
         let scan = tokio::task::spawn_blocking(move || {
-            let mut wanted = vec![false; usize::from(PARTITIONS)];
-            for p in &ids {
-                wanted[p.index()] = true;
+            let mut slot = vec![usize::MAX; usize::from(PARTITIONS)];
+            for (n, p) in scan_ids.iter().enumerate() {
+                slot[p.index()] = n;
             }
-            let mut items = Vec::new();
+            let mut items: Vec<Vec<ReplicaItem>> = vec![Vec::new(); scan_ids.len()];
             store.scan(
-                |key| wanted[partition_of(key).index()],
-                |item| items.push(item),
+                |key| slot[partition_of(key).index()] != usize::MAX,
+                |item| items[slot[partition_of(&item.key).index()]].push(item),
             );
             items
         });
-        PeerResponse::Items(scan.await.unwrap_or_default())
+        let Ok(items) = scan.await else {
+            return PeerResponse::Refused(super::message::Refusal::NotReady);
+        };
+        let pulled = holdings
+            .into_iter()
+            .zip(items)
+            .zip(tombstones)
+            .map(|((holding, items), tombstones)| PulledPartition {
+                holding,
+                items: if mergeable(holding) {
+                    items
+                } else {
+                    Vec::new()
+                },
+                tombstones,
+            })
+            .collect();
+        PeerResponse::Partitions(pulled)
     }
 }
 

@@ -1,6 +1,5 @@
 //! Unit tests of the hand-off bookkeeping that needs no running router.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use super::{SyncState, Syncing};
@@ -14,14 +13,13 @@ fn syncing_from(state: &SyncState, p: u16, sources: &[SocketAddr]) {
         p,
         Syncing {
             sources: sources.to_vec(),
-            removed: HashSet::new(),
         },
     );
 }
 
 #[test]
 fn a_batch_keeps_only_partitions_still_syncing_from_its_sources() {
-    let state = SyncState::new(true);
+    let state = SyncState::new(None);
     let (a, b) = (addr(7001), addr(7002));
     syncing_from(&state, 1, &[a]);
     syncing_from(&state, 2, &[a]);

@@ -127,7 +127,7 @@ fn a_view_counts_each_partition_once_per_owner() {
         .map(|i| NodeId::new(SocketAddr::from(([127, 0, 0, 1], 7000 + i)), 1))
         .collect();
     let local = members[1].addr();
-    let view = View::new(&members, 2, local);
+    let view = View::new(&members, 2, members[1]);
     let primary: u64 = view.counts.values().map(|c| c.0).sum();
     let replica: u64 = view.counts.values().map(|c| c.1).sum();
     assert_eq!(primary, u64::from(PARTITIONS));
@@ -142,7 +142,23 @@ fn a_view_counts_each_partition_once_per_owner() {
             if view.is_owner(p, local) { 1 } else { 2 }
         );
     }
-    let alone = View::new(&members[..1], 2, members[0].addr());
+    let alone = View::new(&members[..1], 2, members[0]);
     assert_eq!(alone.map.replicas(), 1, "R is capped at the live members");
     assert!(PartitionId::all().all(|p| alone.is_primary(p)));
+}
+
+#[test]
+fn views_of_the_same_members_share_a_digest_and_a_new_incarnation_changes_it() {
+    let members: Vec<NodeId> = (0..3)
+        .map(|i| NodeId::new(SocketAddr::from(([127, 0, 0, 1], 7000 + i)), 1))
+        .collect();
+    let a = View::new(&members, 2, members[0]);
+    let b = View::new(&members, 2, members[2]);
+    assert_eq!(a.digest, b.digest, "the same members seen from two nodes");
+    let mut restarted = members.clone();
+    restarted[1] = members[1].bumped();
+    assert_ne!(View::new(&restarted, 2, members[0]).digest, a.digest);
+    assert_ne!(View::new(&members, 3, members[0]).digest, a.digest);
+    assert_ne!(View::new(&members[..2], 2, members[0]).digest, a.digest);
+    assert_eq!(a.id_of(members[1].addr()), Some(members[1]));
 }

@@ -1,5 +1,6 @@
 //! One membership view as the router uses it: the [`PlacementMap`] computed from the live
-//! members, this node's address, and per-member partition counts for `stats cluster`.
+//! members, this node's identity, the view's digest (what node-to-node requests are
+//! fenced by), and per-member partition counts for `stats cluster`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,14 +15,27 @@ pub struct View {
     pub map: PlacementMap,
     /// This node's cluster address.
     pub local: SocketAddr,
+    /// This node's identity (address and incarnation).
+    pub local_id: NodeId,
+    /// A digest of the live members' identities and the replica count: two nodes with the
+    /// same digest compute the same owners for every partition.
+    pub digest: u64,
     /// Partitions held as (primary, replica) by each live member.
     pub counts: BTreeMap<SocketAddr, (u64, u64)>,
 }
 
 impl View {
     /// The view of `members` (self included) with `replicas` wanted owners per partition.
-    pub fn new(members: &[NodeId], replicas: usize, local: SocketAddr) -> View {
+    pub fn new(members: &[NodeId], replicas: usize, local_id: NodeId) -> View {
+        let local = local_id.addr();
         let map = PlacementMap::compute(members, replicas);
+        let mut bytes = Vec::with_capacity(members.len() * 28 + 8);
+        bytes.extend_from_slice(&(replicas as u64).to_be_bytes());
+        for member in map.members() {
+            bytes.extend_from_slice(&member.placement_key());
+            bytes.extend_from_slice(&member.incarnation().to_be_bytes());
+        }
+        let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
         let mut counts: BTreeMap<SocketAddr, (u64, u64)> =
             map.members().iter().map(|m| (m.addr(), (0, 0))).collect();
         for p in PartitionId::all() {
@@ -34,7 +48,22 @@ impl View {
                 }
             }
         }
-        View { map, local, counts }
+        View {
+            map,
+            local,
+            local_id,
+            digest,
+            counts,
+        }
+    }
+
+    /// The identity of the live member at `addr`.
+    pub fn id_of(&self, addr: SocketAddr) -> Option<NodeId> {
+        self.map
+            .members()
+            .iter()
+            .copied()
+            .find(|m| m.addr() == addr)
     }
 
     /// The owners of `p`, primary first.

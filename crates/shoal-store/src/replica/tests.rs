@@ -332,6 +332,43 @@ fn remove_replica_unlinks_whatever_the_version() {
 }
 
 #[test]
+fn a_versioned_removal_spares_newer_items_and_raises_the_clock() {
+    let (s, _) = store();
+    s.apply_replica(&replica("old", "v", 100)).unwrap();
+    s.apply_replica(&replica("new", "v", 300)).unwrap();
+    assert!(s.remove_if_older(b"old", 200));
+    assert!(
+        !s.remove_if_older(b"new", 200),
+        "a newer item outlives the tombstone"
+    );
+    assert_eq!(value_cas(&s, "new"), Some((b"v".to_vec(), 300)));
+    assert!(
+        s.remove_if_older(b"new", 300),
+        "an equal version is the one deleted"
+    );
+    assert!(!s.remove_if_older(b"gone", 400));
+    assert!(s.new_version() > 400, "a tombstone's version is observed");
+}
+
+#[test]
+fn a_cluster_flush_removes_older_versions_only() {
+    let (s, _) = store();
+    s.apply_replica(&replica("a", "v", 100)).unwrap();
+    s.apply_replica(&replica("b", "v", 500)).unwrap();
+    s.flush_below_version(300);
+    assert!(s.peek(b"a").is_none());
+    assert!(s.peek(b"b").is_some());
+    assert!(
+        !s.apply_replica(&replica("c", "v", 299)).unwrap(),
+        "dead on arrival"
+    );
+    assert!(set(&s, "d", "v") >= 300, "new versions start at the floor");
+    assert_eq!(s.version_floor(), 300);
+    s.flush_below_version(10);
+    assert_eq!(s.version_floor(), 300);
+}
+
+#[test]
 fn scan_sees_exactly_the_matching_live_items() {
     let (s, clock) = store();
     for i in 0..300 {
