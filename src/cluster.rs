@@ -124,6 +124,10 @@ impl ClusterView for StatusView {
             partitions_primary: local.map_or(0, |m| m.primary),
             partitions_replica: local.map_or(0, |m| m.replica),
             partitions_syncing: status.syncing,
+            ready: status.ready,
+            tombstones: status.tombstones.0,
+            tombstones_collected_early: status.tombstones.1,
+            flush_version: status.flush_version,
             member_rows: status
                 .members
                 .iter()
@@ -134,6 +138,8 @@ impl ClusterView for StatusView {
                     partitions_primary: m.primary,
                     partitions_replica: m.replica,
                     items: m.items,
+                    partitions_syncing: m.syncing.map(u64::from),
+                    pulled: m.pulled,
                 })
                 .collect(),
         }

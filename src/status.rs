@@ -91,6 +91,37 @@ struct Member {
     replica: u64,
     /// None when the member did not answer ("unknown").
     items: Option<u64>,
+    /// Partitions it is pulling; None when unknown.
+    syncing: Option<u64>,
+    /// Items and bytes it merged by hand-off; None when unknown.
+    pulled: Option<(u64, u64)>,
+}
+
+/// A member's hand-off as one cell: a progress bar over the partitions it owns while it
+/// pulls, `synced` when done.
+fn sync_cell(m: &Member) -> String {
+    let owned = m.primary + m.replica;
+    match m.syncing {
+        None => "unknown".into(),
+        Some(0) => "synced".into(),
+        Some(left) => {
+            let done = owned.saturating_sub(left);
+            let filled = (done * 10).checked_div(owned).unwrap_or(0) as usize;
+            format!(
+                "[{}{}] {done}/{owned}",
+                "#".repeat(filled),
+                ".".repeat(10 - filled.min(10))
+            )
+        }
+    }
+}
+
+/// Items and bytes pulled, as one cell.
+fn pulled_cell(m: &Member) -> String {
+    m.pulled.map_or_else(
+        || "unknown".into(),
+        |(items, bytes)| format!("{items} ({} KiB)", bytes / 1024),
+    )
 }
 
 /// The parsed `stats cluster` reply of a cluster node.
@@ -148,6 +179,17 @@ impl Report {
                 primary: number(&format!("member_{i}_partitions_primary"))?,
                 replica: number(&format!("member_{i}_partitions_replica"))?,
                 items,
+                syncing: stats
+                    .get(&format!("member_{i}_partitions_syncing"))
+                    .and_then(|v| v.parse().ok()),
+                pulled: stats
+                    .get(&format!("member_{i}_pulled_items"))
+                    .and_then(|v| v.parse().ok())
+                    .zip(
+                        stats
+                            .get(&format!("member_{i}_pulled_bytes"))
+                            .and_then(|v| v.parse().ok()),
+                    ),
             });
         }
         if members.is_empty() {
@@ -171,13 +213,15 @@ impl Report {
         } else {
             format!("{known_items}+ ({unknown} unknown)")
         };
-        let mut rows: Vec<[String; 6]> = vec![[
+        let mut rows: Vec<[String; 8]> = vec![[
             "MEMBER".into(),
             "STATE".into(),
             "LOCAL".into(),
             "PRIMARY".into(),
             "REPLICA".into(),
             "ITEMS".into(),
+            "HAND-OFF".into(),
+            "PULLED".into(),
         ]];
         for m in &self.members {
             rows.push([
@@ -187,6 +231,8 @@ impl Report {
                 m.primary.to_string(),
                 m.replica.to_string(),
                 m.items.map_or_else(|| "unknown".into(), |n| n.to_string()),
+                sync_cell(m),
+                pulled_cell(m),
             ]);
         }
         rows.push([
@@ -204,8 +250,10 @@ impl Report {
                 .sum::<u64>()
                 .to_string(),
             items_total,
+            String::new(),
+            String::new(),
         ]);
-        let widths: Vec<usize> = (0..6)
+        let widths: Vec<usize> = (0..8)
             .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
             .collect();
         let mut out = format!(
@@ -249,12 +297,31 @@ mod tests {
         member_0_partitions_primary 1024
         member_0_partitions_replica 0
         member_0_items 10
+        member_0_partitions_syncing 0
+        member_0_pulled_items 5
+        member_0_pulled_bytes 4096
         member_1_addr 127.0.0.1:7002
         member_1_state down
         member_1_local 0
         member_1_partitions_primary 0
         member_1_partitions_replica 0
         member_1_items unknown";
+
+    #[test]
+    fn a_hand_off_in_progress_shows_a_progress_bar() {
+        let member = Member {
+            addr: "a".into(),
+            alive: true,
+            local: false,
+            primary: 300,
+            replica: 300,
+            items: Some(1),
+            syncing: Some(150),
+            pulled: Some((10, 2048)),
+        };
+        assert_eq!(sync_cell(&member), "[#######...] 450/600");
+        assert_eq!(pulled_cell(&member), "10 (2 KiB)");
+    }
 
     #[test]
     fn parses_and_renders_members_and_totals() {
@@ -268,11 +335,31 @@ mod tests {
         assert!(lines[0].contains("2 members, 1 alive"), "{text}");
         assert_eq!(
             lines[2].split_whitespace().collect::<Vec<_>>(),
-            ["127.0.0.1:7001", "alive", "yes", "1024", "0", "10"]
+            [
+                "127.0.0.1:7001",
+                "alive",
+                "yes",
+                "1024",
+                "0",
+                "10",
+                "synced",
+                "5",
+                "(4",
+                "KiB)"
+            ]
         );
         assert_eq!(
             lines[3].split_whitespace().collect::<Vec<_>>(),
-            ["127.0.0.1:7002", "down", "no", "0", "0", "unknown"]
+            [
+                "127.0.0.1:7002",
+                "down",
+                "no",
+                "0",
+                "0",
+                "unknown",
+                "unknown",
+                "unknown"
+            ]
         );
         assert_eq!(
             lines[4].split_whitespace().collect::<Vec<_>>(),

@@ -28,6 +28,10 @@ pub struct MemberRow {
     pub partitions_replica: u64,
     /// Items in its store, when it answered the last poll.
     pub items: Option<u64>,
+    /// Partitions it is pulling (hand-off), when it answered the last poll.
+    pub partitions_syncing: Option<u64>,
+    /// Items and bytes it has merged by hand-off since it started, at the last poll.
+    pub pulled: Option<(u64, u64)>,
 }
 
 /// A snapshot of the cluster as seen from this node.
@@ -47,6 +51,15 @@ pub struct ClusterSnapshot {
     pub partitions_replica: u64,
     /// Partitions this node owns but is still pulling from their previous owners.
     pub partitions_syncing: u64,
+    /// Whether this node acts on its view (0 while it starts, or after a pause until its
+    /// view is confirmed).
+    pub ready: bool,
+    /// Tombstones (versions of removals) kept.
+    pub tombstones: u64,
+    /// Tombstones collected before their horizon for want of room.
+    pub tombstones_collected_early: u64,
+    /// The cluster-wide `flush_all` version this node knows (items below it are gone).
+    pub flush_version: u64,
     /// Every member known, alive or not, in address order.
     pub member_rows: Vec<MemberRow>,
 }
@@ -62,6 +75,10 @@ impl ClusterSnapshot {
             partitions_primary: SINGLE_NODE_PARTITIONS,
             partitions_replica: 0,
             partitions_syncing: 0,
+            ready: true,
+            tombstones: 0,
+            tombstones_collected_early: 0,
+            flush_version: 0,
             member_rows: Vec::new(),
         }
     }
@@ -71,6 +88,11 @@ impl ClusterSnapshot {
 pub trait ClusterView: Send + Sync + Debug + 'static {
     /// The cluster as this node sees it now.
     fn snapshot(&self) -> ClusterSnapshot;
+}
+
+/// A polled number, or `unknown` when the member did not answer.
+fn unknown_or(value: Option<u64>) -> String {
+    value.map_or_else(|| "unknown".to_string(), |n| n.to_string())
 }
 
 /// The `stats cluster` lines: `cluster_enabled` then the snapshot (a single-node snapshot
@@ -86,6 +108,13 @@ pub fn stats(view: Option<&dyn ClusterView>) -> Vec<(String, String)> {
         ("partitions_primary", snapshot.partitions_primary),
         ("partitions_replica", snapshot.partitions_replica),
         ("partitions_syncing", snapshot.partitions_syncing),
+        ("cluster_ready", u64::from(snapshot.ready)),
+        ("tombstones", snapshot.tombstones),
+        (
+            "tombstones_collected_early",
+            snapshot.tombstones_collected_early,
+        ),
+        ("flush_version", snapshot.flush_version),
     ];
     let mut out: Vec<(String, String)> = lines
         .into_iter()
@@ -103,6 +132,9 @@ pub fn stats(view: Option<&dyn ClusterView>) -> Vec<(String, String)> {
             ("partitions_primary", member.partitions_primary.to_string()),
             ("partitions_replica", member.partitions_replica.to_string()),
             ("items", items),
+            ("partitions_syncing", unknown_or(member.partitions_syncing)),
+            ("pulled_items", unknown_or(member.pulled.map(|p| p.0))),
+            ("pulled_bytes", unknown_or(member.pulled.map(|p| p.1))),
         ];
         for (field, value) in fields {
             out.push((format!("member_{i}_{field}"), value));
@@ -147,6 +179,10 @@ mod tests {
             partitions_primary: 300,
             partitions_replica: 350,
             partitions_syncing: 7,
+            ready: false,
+            tombstones: 12,
+            tombstones_collected_early: 0,
+            flush_version: 99,
             member_rows: vec![MemberRow {
                 addr: "127.0.0.1:7001".into(),
                 alive: false,
@@ -154,6 +190,8 @@ mod tests {
                 partitions_primary: 0,
                 partitions_replica: 0,
                 items: None,
+                partitions_syncing: Some(3),
+                pulled: Some((40, 4000)),
             }],
         });
         let lines = stats(Some(&view));
@@ -165,5 +203,10 @@ mod tests {
         assert_eq!(lines[0].0, "cluster_enabled");
         assert_eq!(value(&lines, "member_0_state"), "down");
         assert_eq!(value(&lines, "member_0_items"), "unknown");
+        assert_eq!(value(&lines, "cluster_ready"), "0");
+        assert_eq!(value(&lines, "tombstones"), "12");
+        assert_eq!(value(&lines, "flush_version"), "99");
+        assert_eq!(value(&lines, "member_0_partitions_syncing"), "3");
+        assert_eq!(value(&lines, "member_0_pulled_bytes"), "4000");
     }
 }

@@ -93,7 +93,7 @@ impl Router {
                 | PeerRequest::Flush(_)
                 | PeerRequest::FlushBelow(_)
         );
-        if fenced && !self.sync.is_ready() {
+        if fenced && !self.is_ready() {
             return Err(Refusal::NotReady);
         }
         if fenced && envelope.view != view.digest {

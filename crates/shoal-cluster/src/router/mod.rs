@@ -30,6 +30,7 @@
 
 mod handler;
 pub mod message;
+mod pause;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -59,6 +60,7 @@ pub use message::{PeerEnvelope, PeerReply, PeerRequest, PeerResponse, Refusal, R
 pub use view::View;
 
 use message::NodeStatus;
+use pause::PauseWatch;
 use sync::SyncState;
 use tombstones::Tombstones;
 
@@ -139,6 +141,7 @@ pub struct Router {
     locks: Box<[Mutex<()>]>,
     sync: SyncState,
     tombstones: Tombstones,
+    pause: PauseWatch,
     /// Every member address seen, with its status at the last poll (and the view digest
     /// it answered on).
     known: Mutex<BTreeMap<SocketAddr, Option<(u64, NodeStatus)>>>,
@@ -278,11 +281,14 @@ impl Router {
             locks: (0..PARTITIONS).map(|_| Mutex::new(())).collect(),
             sync: SyncState::new(bootstrap),
             tombstones: Tombstones::default(),
+            pause: PauseWatch::default(),
             known: Mutex::new(first.iter().map(|m| (m.addr(), None)).collect()),
             view_tx,
             config,
         });
-        router.sync.on_view(&router, None, &router.view(), false);
+        router
+            .sync
+            .on_view(&router, None, &router.view(), false, false);
         let server = rpc::serve(
             rpc_listener,
             Arc::new(handler::PeerHandler::new(Arc::clone(&router))),
@@ -291,9 +297,17 @@ impl Router {
         let follower = tokio::spawn(Arc::clone(&router).follow(members, membership.local_watch()));
         let puller = tokio::spawn(Arc::clone(&router).pull_loop());
         let poller = tokio::spawn(Arc::clone(&router).poll_status());
+        let heart = Arc::clone(&router);
+        let heartbeat = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(pause::HEARTBEAT);
+            loop {
+                tick.tick().await;
+                heart.pause.beat();
+            }
+        });
         let tasks = RouterTasks {
             _server: server,
-            tasks: vec![follower, puller, poller],
+            tasks: vec![follower, puller, poller, heartbeat],
         };
         (router, tasks)
     }
@@ -346,7 +360,12 @@ impl Router {
                     }
                 }
             }
-            self.sync.on_view(&self, Some(&old), &new, renewed);
+            let discard = renewed && self.pause.take_paused();
+            self.sync.on_view(&self, Some(&old), &new, renewed, discard);
+            if renewed {
+                // A new life: nothing it had is served before it is merged again.
+                self.pause.trust();
+            }
             tracing::info!(
                 alive = live.len(),
                 renewed,
@@ -374,13 +393,18 @@ impl Router {
             self.known
                 .lock()
                 .insert(view.local, Some((view.digest, local)));
+            let mut confirmed = true;
             for (addr, response) in pending {
                 let status = match tokio::time::timeout(Duration::from_millis(500), response).await
                 {
                     Ok(Ok((digest, PeerResponse::Status(status)))) => Some((digest, status)),
                     _ => None,
                 };
+                confirmed &= status.as_ref().is_some_and(|(d, _)| *d == view.digest);
                 self.known.lock().insert(addr, status);
+            }
+            if confirmed && self.view().digest == view.digest {
+                self.pause.trust();
             }
         }
     }
@@ -425,7 +449,7 @@ impl Router {
         RouterStatus {
             replicas: view.map.replicas() as u64,
             syncing: self.sync.pending() as u64,
-            ready: self.sync.is_ready(),
+            ready: self.is_ready(),
             tombstones: (
                 self.tombstones.len() as u64,
                 self.tombstones.collected_early(),
@@ -472,6 +496,12 @@ impl Router {
     ) -> impl std::future::Future<Output = Result<PeerResponse, RpcError>> + Send + 'static {
         let reply = self.call_with_view(addr, request);
         async move { reply.await.map(|(_, response)| response) }
+    }
+
+    /// Whether this node acts on its view: it has found or founded a cluster, and is not
+    /// suspect of having been paused.
+    fn is_ready(&self) -> bool {
+        self.sync.is_ready() && !self.pause.check()
     }
 
     /// Runs one item command wherever it belongs.
@@ -529,7 +559,7 @@ impl Router {
         let plain_read = is_plain_read(&command);
         loop {
             let view = self.view();
-            let primary = view.primary(p).filter(|_| self.sync.is_ready());
+            let primary = view.primary(p).filter(|_| self.is_ready());
             match primary {
                 None => self.pause_for_view(Duration::from_millis(50)).await,
                 Some(primary) if primary == view.local => {
@@ -748,7 +778,7 @@ impl Router {
     > {
         let _guard = self.locks[p.index()].lock();
         let view = self.view();
-        if !view.is_primary(p) || !self.sync.is_ready() {
+        if !view.is_primary(p) || !self.is_ready() {
             return None;
         }
         let op = self.replica_op(p, key, false);
@@ -788,12 +818,12 @@ impl Router {
         )>,
     )> {
         if is_plain_read(&command) {
-            let mine = self.view().is_primary(p) && self.sync.is_ready();
+            let mine = self.view().is_primary(p) && self.is_ready();
             return mine.then(|| (self.store.execute(command), Vec::new()));
         }
         let _guard = self.locks[p.index()].lock();
         let view = self.view();
-        if !view.is_primary(p) || !self.sync.is_ready() {
+        if !view.is_primary(p) || !self.is_ready() {
             return None;
         }
         let probe = command.clone();

@@ -22,11 +22,11 @@
 //! Start-up: a node started with `--join` holds nothing until it has seen another member.
 //! A node started without `--join` waits `bootstrap_wait` for members to reach it (a
 //! restarted first node is found by the members that knew it) before it founds a new
-//! cluster alone; until then it serves nothing. A node the cluster declared down
-//! (paused, partitioned) rejoins under a new incarnation and syncs every partition again,
-//! keeping its copy for the merge (tombstones and the flush version bury what was
-//! deleted meanwhile) unless it was away longer than the tombstone horizon, in which case
-//! it starts empty.
+//! cluster alone; until then it serves nothing. A node the cluster declared down rejoins
+//! under a new incarnation and syncs every partition again. It starts empty if it was
+//! paused (see `pause`: its sockets held stale requests, applied after it resumed) or
+//! away longer than the tombstone horizon; otherwise (it was cut off) it keeps its copy
+//! for the merge, and tombstones and the flush version bury what was deleted meanwhile.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -195,8 +195,16 @@ impl SyncState {
     }
 
     /// Adjusts what is held and what syncs to a new view (`old` is the view it replaces;
-    /// `renewed` says this node rejoined under a new identity).
-    pub(super) fn on_view(&self, router: &Router, old: Option<&View>, new: &View, renewed: bool) {
+    /// `renewed` says this node rejoined under a new identity, `discard` that it must
+    /// start empty: it was paused meanwhile, so the others served without it).
+    pub(super) fn on_view(
+        &self,
+        router: &Router,
+        old: Option<&View>,
+        new: &View,
+        renewed: bool,
+        discard: bool,
+    ) {
         let mut inner = self.inner.lock();
         let now = Instant::now();
         let company = new.counts.len() >= 2;
@@ -206,12 +214,12 @@ impl SyncState {
                 self.set_held(&mut inner, i, false);
             }
             inner.former.clear();
-            if away >= TOMBSTONE_HORIZON / 2 {
+            if discard || away >= TOMBSTONE_HORIZON / 2 {
                 let removed = router.store.retain(|_| false);
                 tracing::warn!(
                     ?away,
                     removed,
-                    "rejoined after a long absence: starting empty"
+                    "rejoined after a pause or a long absence: starting empty"
                 );
             } else {
                 tracing::info!(
