@@ -3,7 +3,9 @@
 //! listens on TCP at the gossip port number), has them join the first node, waits until
 //! every node sees N live members, and offers fault injection (SIGKILL, SIGSTOP/SIGCONT)
 //! and condition waits. Every child is SIGKILLed on Drop, even a stopped one, even when
-//! the test panics; a panicking test also prints the tail of every node's log.
+//! the test panics; a panicking test also prints the tail of every node's log. A killed
+//! node can be restarted with exactly its old arguments and ports (as a supervisor would),
+//! and nodes can be added to a running cluster.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,6 +29,13 @@ const NODE_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: usize = 5;
 /// How many log lines per node a failing test prints.
 const LOG_TAIL_LINES: usize = 40;
+/// How many times a restart on the same ports is tried when the node exits early (its
+/// ports still held a moment after the kill), and the pause between tries.
+const RESTART_ATTEMPTS: usize = 10;
+const RESTART_PAUSE: Duration = Duration::from_millis(200);
+/// How long [`Cluster::wait_settled`]'s condition must hold without a break before the
+/// cluster counts as settled (a view change may start a sync a moment after it is seen).
+const SETTLE_STABLE: Duration = Duration::from_millis(1000);
 
 /// True (after saying so on stderr) when `SHOAL_TEST_TARGET=memcached`: a memcached
 /// cannot form a cluster, so cluster tests have nothing to check against it.
@@ -52,6 +61,8 @@ pub enum NodeState {
 /// One `shoal` node of a [`Cluster`].
 struct Node {
     child: Child,
+    /// The exact arguments the node was spawned with (reused by [`Cluster::restart`]).
+    args: Vec<String>,
     client_port: u16,
     gossip: SocketAddr,
     log: PathBuf,
@@ -68,6 +79,8 @@ impl Node {
 pub struct Cluster {
     nodes: Vec<Node>,
     replicas: usize,
+    /// The extra server arguments every node got (reused by [`Cluster::add_node`]).
+    extra: Vec<String>,
 }
 
 impl Cluster {
@@ -83,6 +96,7 @@ impl Cluster {
         let mut cluster = Cluster {
             nodes: Vec::with_capacity(n),
             replicas,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..n {
             let join = cluster.nodes.first().map(|first| first.gossip);
@@ -171,6 +185,43 @@ impl Cluster {
             .expect("numeric curr_items")
     }
 
+    /// Field `name` of node `i`'s `stats cluster` (e.g. `cluster_members_alive`,
+    /// `partitions_syncing`), as a number.
+    pub fn cluster_stat(&self, i: usize, name: &str) -> u64 {
+        let stats = self.stats(i, Some("cluster"));
+        stats
+            .get(name)
+            .unwrap_or_else(|| panic!("node {i}: no {name} in {stats:?}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("node {i}: {name} is not a number: {e}"))
+    }
+
+    /// Waits until every node in `live` reports `cluster_members_alive == live.len()` and
+    /// `partitions_syncing == 0`, and that has held for [`SETTLE_STABLE`] without a
+    /// break; returns how long it took, or panics with every log after `timeout`.
+    pub fn wait_settled(&self, live: &[usize], timeout: Duration) -> Duration {
+        let mut since: Option<Instant> = None;
+        let took = self.wait_until(
+            &format!("nodes {live:?} to settle (all alive, nothing syncing)"),
+            timeout,
+            || {
+                let settled = live.iter().all(|&i| {
+                    let stats = self.stats(i, Some("cluster"));
+                    let field = |name: &str| stats.get(name).and_then(|v| v.parse::<u64>().ok());
+                    field("cluster_members_alive") == Some(live.len() as u64)
+                        && field("partitions_syncing") == Some(0)
+                });
+                if !settled {
+                    since = None;
+                    return false;
+                }
+                since.get_or_insert_with(Instant::now).elapsed() >= SETTLE_STABLE
+            },
+        );
+        eprintln!("nodes {live:?} settled {took:?} after the wait began");
+        took
+    }
+
     /// Waits until node `observer` reports `count` live members; returns how long that
     /// took, or panics with every log after [`CLUSTER_TIMEOUT`].
     pub fn wait_alive(&self, observer: usize, count: usize) -> Duration {
@@ -224,6 +275,64 @@ impl Cluster {
         assert_eq!(self.state(i), NodeState::Stopped, "node {i} is not stopped");
         signal(self.pid(i), "CONT");
         self.nodes[i].state = NodeState::Running;
+    }
+
+    /// Re-spawns node `i`, which must have been killed, with exactly the arguments and
+    /// ports it had (as a supervisor's restart would), appending to its log, and waits
+    /// until it answers `version`. While the old ports are still held the new process may
+    /// exit at once: that is retried on the same ports after a short pause.
+    pub fn restart(&mut self, i: usize) {
+        assert_eq!(self.state(i), NodeState::Killed, "node {i} is not killed");
+        let node = &mut self.nodes[i];
+        let mut failures = String::new();
+        for attempt in 1..=RESTART_ATTEMPTS {
+            let mut log_file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&node.log)
+                .expect("opening node log file to append");
+            writeln!(
+                log_file,
+                "--- harness: restart attempt {attempt} of node {i} with the same arguments ---"
+            )
+            .expect("writing to node log file");
+            node.child = Command::new(shoal_binary())
+                .args(&node.args)
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone().expect("cloning log file handle"))
+                .stderr(log_file)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawning shoal {:?}: {e}", node.args));
+            node.state = NodeState::Running;
+            match wait_ready(node) {
+                Ok(()) => return,
+                Err(why) => {
+                    let _ = node.child.kill();
+                    let _ = node.child.wait();
+                    node.state = NodeState::Killed;
+                    failures.push_str(&format!("attempt {attempt}: {why}\n"));
+                    if why.starts_with("did not answer") {
+                        break;
+                    }
+                    std::thread::sleep(RESTART_PAUSE);
+                }
+            }
+        }
+        panic!(
+            "restarting node {i} (`shoal {}`) failed:\n{failures}output:\n{}",
+            node.args.join(" "),
+            node.output()
+        );
+    }
+
+    /// Spawns one more node (fresh ports, the same `--replicas` and extra arguments as
+    /// the others) joining node `join`'s cluster address, waits until it answers
+    /// `version`, and returns its index. It does not wait for membership to agree.
+    pub fn add_node(&mut self, join: usize) -> usize {
+        let index = self.nodes.len();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let node = spawn_node(index, Some(self.gossip_addr(join)), self.replicas, &extra);
+        self.nodes.push(node);
+        index
     }
 
     /// Whether node `i`'s process has exited (without reaping it twice).
@@ -341,6 +450,7 @@ fn spawn_node(index: usize, join: Option<SocketAddr>, replicas: usize, extra: &[
             .unwrap_or_else(|e| panic!("spawning shoal {args:?}: {e}"));
         let mut node = Node {
             child,
+            args: args.clone(),
             client_port,
             gossip,
             log,
