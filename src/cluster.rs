@@ -79,6 +79,7 @@ impl ClusterNode {
     /// once), lets the requests they already sent finish for a moment, then stops serving
     /// them.
     pub async fn leave(self) {
+        self.router.announce_leave().await;
         match tokio::time::timeout(LEAVE_TIMEOUT, self.membership.leave()).await {
             Ok(Ok(())) => tracing::info!("left the cluster"),
             Ok(Err(error)) => tracing::warn!(%error, "leaving the cluster failed"),
@@ -125,6 +126,8 @@ impl ClusterView for StatusView {
             partitions_replica: local.map_or(0, |m| m.replica),
             partitions_syncing: status.syncing,
             ready: status.ready,
+            quorum: status.quorum.0,
+            members_counted: status.quorum.1,
             tombstones: status.tombstones.0,
             tombstones_collected_early: status.tombstones.1,
             flush_version: status.flush_version,

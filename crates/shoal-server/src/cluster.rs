@@ -54,6 +54,10 @@ pub struct ClusterSnapshot {
     /// Whether this node acts on its view (0 while it starts, or after a pause until its
     /// view is confirmed).
     pub ready: bool,
+    /// Whether this node's side has the quorum (a majority of the members counted).
+    pub quorum: bool,
+    /// Members counted for the quorum.
+    pub members_counted: u64,
     /// Tombstones (versions of removals) kept.
     pub tombstones: u64,
     /// Tombstones collected before their horizon for want of room.
@@ -76,6 +80,8 @@ impl ClusterSnapshot {
             partitions_replica: 0,
             partitions_syncing: 0,
             ready: true,
+            quorum: true,
+            members_counted: 1,
             tombstones: 0,
             tombstones_collected_early: 0,
             flush_version: 0,
@@ -109,6 +115,8 @@ pub fn stats(view: Option<&dyn ClusterView>) -> Vec<(String, String)> {
         ("partitions_replica", snapshot.partitions_replica),
         ("partitions_syncing", snapshot.partitions_syncing),
         ("cluster_ready", u64::from(snapshot.ready)),
+        ("cluster_quorum", u64::from(snapshot.quorum)),
+        ("cluster_members_counted", snapshot.members_counted),
         ("tombstones", snapshot.tombstones),
         (
             "tombstones_collected_early",
@@ -180,6 +188,8 @@ mod tests {
             partitions_replica: 350,
             partitions_syncing: 7,
             ready: false,
+            quorum: false,
+            members_counted: 3,
             tombstones: 12,
             tombstones_collected_early: 0,
             flush_version: 99,
@@ -204,6 +214,8 @@ mod tests {
         assert_eq!(value(&lines, "member_0_state"), "down");
         assert_eq!(value(&lines, "member_0_items"), "unknown");
         assert_eq!(value(&lines, "cluster_ready"), "0");
+        assert_eq!(value(&lines, "cluster_quorum"), "0");
+        assert_eq!(value(&lines, "cluster_members_counted"), "3");
         assert_eq!(value(&lines, "tombstones"), "12");
         assert_eq!(value(&lines, "flush_version"), "99");
         assert_eq!(value(&lines, "member_0_partitions_syncing"), "3");

@@ -54,6 +54,10 @@ impl Handler<PeerEnvelope, PeerReply> for PeerHandler {
                     router.sync.status(router.store.stats().curr_items),
                 )),
                 PeerRequest::Export(key) => Some(router.export_key(key)),
+                PeerRequest::Leaving => {
+                    router.forget_member(envelope.from.addr());
+                    Some(PeerResponse::Done)
+                }
                 PeerRequest::Read(command) => Some(router.read_here(command)),
                 PeerRequest::Execute(_) | PeerRequest::Pull(_) => None,
             },

@@ -98,6 +98,8 @@ pub enum PeerRequest {
     Pull(Vec<u16>),
     /// The receiver's state for `stats cluster` and hand-off: items, partitions held.
     Status,
+    /// The sender leaves the cluster gracefully: stop counting it for the quorum.
+    Leaving,
 }
 
 /// One replicated change of one key.

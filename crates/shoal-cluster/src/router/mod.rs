@@ -31,6 +31,7 @@
 mod handler;
 pub mod message;
 mod pause;
+mod quorum;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ pub mod view;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +63,7 @@ pub use view::View;
 
 use message::NodeStatus;
 use pause::PauseWatch;
+use quorum::Quorum;
 use sync::SyncState;
 use tombstones::Tombstones;
 
@@ -127,6 +130,8 @@ pub struct RouterStatus {
     pub tombstones: (u64, u64),
     /// The cluster flush version this node knows.
     pub flush_version: u64,
+    /// Whether this node's view has the quorum, and of how many members counted.
+    pub quorum: (bool, u64),
     /// Every member seen since start, in address order.
     pub members: Vec<MemberStatus>,
 }
@@ -142,6 +147,9 @@ pub struct Router {
     sync: SyncState,
     tombstones: Tombstones,
     pause: PauseWatch,
+    /// The members counted for the quorum, and whether the current view has it.
+    quorum: Mutex<Quorum>,
+    has_quorum: std::sync::atomic::AtomicBool,
     /// Every member address seen, with its status at the last poll (and the view digest
     /// it answered on).
     known: Mutex<BTreeMap<SocketAddr, Option<(u64, NodeStatus)>>>,
@@ -282,13 +290,17 @@ impl Router {
             sync: SyncState::new(bootstrap),
             tombstones: Tombstones::default(),
             pause: PauseWatch::default(),
+            quorum: Mutex::new(Quorum::default()),
+            has_quorum: std::sync::atomic::AtomicBool::new(true),
             known: Mutex::new(first.iter().map(|m| (m.addr(), None)).collect()),
             view_tx,
             config,
         });
+        let quorum = router.quorum.lock().observe(&router.view());
+        router.has_quorum.store(quorum, Ordering::Release);
         router
             .sync
-            .on_view(&router, None, &router.view(), false, false);
+            .on_view(&router, None, &router.view(), false, false, quorum);
         let server = rpc::serve(
             rpc_listener,
             Arc::new(handler::PeerHandler::new(Arc::clone(&router))),
@@ -361,7 +373,16 @@ impl Router {
                 }
             }
             let discard = renewed && self.pause.take_paused();
-            self.sync.on_view(&self, Some(&old), &new, renewed, discard);
+            let quorum = self.quorum.lock().observe(&new);
+            if quorum != self.has_quorum.swap(quorum, Ordering::AcqRel) {
+                if quorum {
+                    tracing::info!("this node's side of the cluster has the quorum again");
+                } else {
+                    tracing::warn!("cut off from most of the cluster: serving nothing");
+                }
+            }
+            self.sync
+                .on_view(&self, Some(&old), &new, renewed, discard, quorum);
             if renewed {
                 // A new life: nothing it had is served before it is merged again.
                 self.pause.trust();
@@ -455,6 +476,10 @@ impl Router {
                 self.tombstones.collected_early(),
             ),
             flush_version: self.store.version_floor(),
+            quorum: (
+                self.has_quorum.load(Ordering::Acquire),
+                self.quorum.lock().counted() as u64,
+            ),
             members,
         }
     }
@@ -501,7 +526,33 @@ impl Router {
     /// Whether this node acts on its view: it has found or founded a cluster, and is not
     /// suspect of having been paused.
     fn is_ready(&self) -> bool {
-        self.sync.is_ready() && !self.pause.check()
+        self.sync.is_ready() && self.has_quorum.load(Ordering::Acquire) && !self.pause.check()
+    }
+
+    /// A member says it leaves gracefully: it no longer counts for the quorum.
+    pub(crate) fn forget_member(&self, addr: SocketAddr) {
+        let mut quorum = self.quorum.lock();
+        quorum.forget(addr);
+        let holds = quorum.holds(&self.view());
+        self.has_quorum.store(holds, Ordering::Release);
+    }
+
+    /// Tells every member this node leaves, so they stop counting it for the quorum.
+    pub async fn announce_leave(&self) {
+        let view = self.view();
+        let pending: Vec<_> = view
+            .others()
+            .map(|a| (a, self.call(a, PeerRequest::Leaving)))
+            .collect();
+        let until = Instant::now() + Duration::from_millis(500);
+        for (addr, response) in pending {
+            if !matches!(
+                self.wait_peer(response, until, |_| true).await,
+                Waited::Answer(PeerResponse::Done)
+            ) {
+                tracing::debug!(%addr, "a member did not hear that this node leaves");
+            }
+        }
     }
 
     /// Runs one item command wherever it belongs.
@@ -558,6 +609,9 @@ impl Router {
         let deadline = Instant::now() + self.config.deadline;
         let plain_read = is_plain_read(&command);
         loop {
+            if !self.has_quorum.load(Ordering::Acquire) {
+                return cluster_error("this node is cut off from most of the cluster");
+            }
             let view = self.view();
             let primary = view.primary(p).filter(|_| self.is_ready());
             match primary {

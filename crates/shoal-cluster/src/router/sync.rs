@@ -204,6 +204,7 @@ impl SyncState {
         new: &View,
         renewed: bool,
         discard: bool,
+        quorum: bool,
     ) {
         let mut inner = self.inner.lock();
         let now = Instant::now();
@@ -230,6 +231,18 @@ impl SyncState {
         }
         if company {
             inner.last_company = now;
+        }
+        if !quorum {
+            // Cut off: the other side may move on, so nothing here is vouched for; it is
+            // all merged again once the quorum is back.
+            for i in 0..usize::from(PARTITIONS) {
+                if inner.held[i] {
+                    inner.former.insert(i as u16, now);
+                }
+                self.set_held(&mut inner, i, false);
+            }
+            inner.syncing.clear();
+            return;
         }
         if !inner.authoritative {
             if !company {
