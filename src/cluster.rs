@@ -20,6 +20,9 @@ use tokio::net::TcpListener;
 
 use crate::settings::ClusterSettings;
 
+/// How long a stopping node waits for the other owners to hold its partitions.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long a graceful leave may take before the node exits anyway.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -75,10 +78,12 @@ impl ClusterNode {
         Arc::new(StatusView(Arc::clone(&self.router)))
     }
 
-    /// Leaves the cluster gracefully: tells the peers first (they stop routing here at
+    /// Leaves the cluster gracefully: waits until every partition it holds is held by
+    /// another owner too (at most a minute), tells the peers first (they stop routing here at
     /// once), lets the requests they already sent finish for a moment, then stops serving
     /// them.
     pub async fn leave(self) {
+        self.router.drain(DRAIN_TIMEOUT).await;
         self.router.announce_leave().await;
         match tokio::time::timeout(LEAVE_TIMEOUT, self.membership.leave()).await {
             Ok(Ok(())) => tracing::info!("left the cluster"),

@@ -92,13 +92,21 @@ impl Cluster {
 
     /// [`Cluster::start`] with `extra` server arguments on every node (e.g. `-m 256`).
     pub fn start_with_args(n: usize, replicas: usize, extra: &[&str]) -> Cluster {
+        let per_node = vec![extra; n];
+        Cluster::start_with_node_args(replicas, &per_node)
+    }
+
+    /// A cluster of `per_node.len()` nodes, node `i` with the extra arguments
+    /// `per_node[i]` ([`Cluster::add_node`] uses node 0's).
+    pub fn start_with_node_args(replicas: usize, per_node: &[&[&str]]) -> Cluster {
+        let n = per_node.len();
         assert!(n > 0, "a cluster needs a node");
         let mut cluster = Cluster {
             nodes: Vec::with_capacity(n),
             replicas,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra: per_node[0].iter().map(|s| s.to_string()).collect(),
         };
-        for i in 0..n {
+        for (i, extra) in per_node.iter().enumerate() {
             let join = cluster.nodes.first().map(|first| first.gossip);
             let node = spawn_node(i, join, replicas, extra);
             cluster.nodes.push(node);
@@ -261,6 +269,27 @@ impl Cluster {
         node.child.kill().expect("SIGKILL");
         node.child.wait().expect("reaping a killed node");
         node.state = NodeState::Killed;
+    }
+
+    /// Stops node `i` with SIGTERM (a graceful leave, as `systemctl stop` does) and waits
+    /// until it has exited; panics if it has not within `timeout`.
+    pub fn terminate(&mut self, i: usize, timeout: Duration) -> Duration {
+        self.assert_running(i);
+        let started = Instant::now();
+        signal(self.pid(i), "TERM");
+        loop {
+            if self.nodes[i].child.try_wait().expect("try_wait").is_some() {
+                self.nodes[i].state = NodeState::Killed;
+                return started.elapsed();
+            }
+            if started.elapsed() > timeout {
+                panic!(
+                    "node {i} did not exit within {timeout:?} of SIGTERM\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Pauses node `i` with SIGSTOP.

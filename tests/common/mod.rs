@@ -2,6 +2,7 @@
 //! memcached nodes on free loopback ports, a multi-process Shoal cluster with fault
 //! injection (`cluster`), a small text-protocol client, and checks that the external
 //! tools the tests need (memcached, memccapable, python3 + pymemcache) exist.
+//! `model` keeps what clients were told and checks it key by key.
 //!
 //! Every test crate includes this module but uses only part of it, hence the
 //! `dead_code` / `unused_imports` allowances below.
@@ -10,6 +11,7 @@
 pub mod client;
 pub mod cluster;
 pub mod memccapable;
+pub mod model;
 pub mod process;
 pub mod tools;
 

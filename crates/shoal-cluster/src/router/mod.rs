@@ -193,6 +193,22 @@ fn is_plain_read(command: &Command) -> bool {
     }
 }
 
+/// Whether running `command` twice does what running it once does (and answers the
+/// same), so a forwarded copy that may have been applied can be sent again elsewhere.
+/// Increments, appends, CAS and conditional stores are not: one that may have been
+/// applied by a primary that then failed gets an error instead of a second run.
+fn retry_is_safe(command: &Command) -> bool {
+    use shoal_command::StoreMode;
+    match command {
+        Command::Get(_) | Command::MetaDebug(_) | Command::Touch(_) => true,
+        Command::Store(store) => {
+            store.mode == StoreMode::Set && store.compare_cas.is_none() && store.vivify.is_none()
+        }
+        Command::Delete(delete) => delete.compare_cas.is_none() && !delete.invalidate,
+        _ => false,
+    }
+}
+
 /// The key a single-key item command is about.
 fn key_of(command: &Command) -> Option<&Bytes> {
     match command {
@@ -537,6 +553,51 @@ impl Router {
         self.has_quorum.store(holds, Ordering::Release);
     }
 
+    /// Before a graceful leave: waits, up to `timeout`, until every partition this node
+    /// holds is held by another owner too and no new owner still needs its former copies,
+    /// so that leaving drops no last copy (a rolling restart need not wait for hand-off
+    /// between steps: each stop waits for it). True if it got there.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let started = Instant::now();
+        let mut reported = started;
+        loop {
+            let view = self.view();
+            let alone: Vec<PartitionId> = PartitionId::all()
+                .filter(|&p| {
+                    self.sync.is_held(p)
+                        && view.other_owners(p).next().is_some()
+                        && !view
+                            .other_owners(p)
+                            .any(|owner| self.peer_holds(&view, owner, p.get()))
+                })
+                .collect();
+            let former = self.sync.former();
+            if alone.is_empty() && former == 0 {
+                if started.elapsed() > Duration::from_millis(100) {
+                    tracing::info!(waited = ?started.elapsed(), "every partition held elsewhere: leaving");
+                }
+                return true;
+            }
+            if started.elapsed() >= timeout {
+                tracing::warn!(
+                    only_copy = alone.len(),
+                    former,
+                    "leaving although some partitions have no other up-to-date copy"
+                );
+                return false;
+            }
+            if reported.elapsed() >= Duration::from_secs(2) {
+                reported = Instant::now();
+                tracing::info!(
+                    only_copy = alone.len(),
+                    former,
+                    "waiting for the other owners to hold this node's partitions before leaving"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Tells every member this node leaves, so they stop counting it for the quorum.
     pub async fn announce_leave(&self) {
         let view = self.view();
@@ -632,9 +693,18 @@ impl Router {
                     } else {
                         deadline
                     };
-                    let waited = self
-                        .wait_peer(response, until, |v| v.primary(p) == Some(primary))
-                        .await;
+                    // A read is re-routed as soon as the primary changes; a write waits for
+                    // the answer while the primary lives (it may be applying it), so it is
+                    // never run by two primaries.
+                    let incarnation = view.id_of(primary);
+                    let still = |v: &View| {
+                        if plain_read {
+                            v.primary(p) == Some(primary)
+                        } else {
+                            v.id_of(primary) == incarnation
+                        }
+                    };
+                    let waited = self.wait_peer(response, until, still).await;
                     match waited {
                         Waited::Answer(PeerResponse::Outcome(outcome)) => return outcome,
                         Waited::Answer(PeerResponse::NotPrimary | PeerResponse::Refused(_)) => {
@@ -643,6 +713,17 @@ impl Router {
                         Waited::Answer(other) => {
                             tracing::warn!(?other, "unexpected answer to a forwarded command");
                             return cluster_error("unexpected answer from a cluster member");
+                        }
+                        Waited::Failed(RpcError::Connect(_)) => {
+                            // Never sent: safe to send elsewhere.
+                            self.pause_for_view(Duration::from_millis(50)).await;
+                        }
+                        Waited::Moved | Waited::Failed(_) | Waited::TimedOut
+                            if !retry_is_safe(&command) =>
+                        {
+                            return cluster_error(
+                                "the key's primary failed during the command; it may have been applied",
+                            );
                         }
                         Waited::Moved => {}
                         Waited::Failed(_) | Waited::TimedOut => {

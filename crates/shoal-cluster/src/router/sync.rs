@@ -124,6 +124,11 @@ impl SyncState {
         self.inner.lock().syncing.len()
     }
 
+    /// Partitions kept as a former owner (some new owner does not hold them yet).
+    pub(super) fn former(&self) -> usize {
+        self.inner.lock().former.len()
+    }
+
     /// How this node holds `p`, as it answers pulls and exports.
     pub(super) fn holding(&self, p: PartitionId) -> Holding {
         let inner = self.inner.lock();
