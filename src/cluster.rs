@@ -136,6 +136,8 @@ impl ClusterView for StatusView {
             tombstones: status.tombstones.0,
             tombstones_collected_early: status.tombstones.1,
             flush_version: status.flush_version,
+            repairs: (status.repair.0, status.repair.1, status.repair.2),
+            last_repair_secs: status.repair.3.map(|d| d.as_secs()),
             member_rows: status
                 .members
                 .iter()
@@ -148,6 +150,9 @@ impl ClusterView for StatusView {
                     items: m.items,
                     partitions_syncing: m.syncing.map(u64::from),
                     pulled: m.pulled,
+                    repaired: m
+                        .repaired
+                        .map(|(items, last)| (items, last.map(|d| d.as_secs()))),
                 })
                 .collect(),
         }

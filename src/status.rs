@@ -95,6 +95,8 @@ struct Member {
     syncing: Option<u64>,
     /// Items and bytes it merged by hand-off; None when unknown.
     pulled: Option<(u64, u64)>,
+    /// Its last repair (`member_<i>_repair_last_secs` and `_repaired_items` as given).
+    repair: Option<String>,
 }
 
 /// A member's hand-off as one cell: a progress bar over the partitions it owns while it
@@ -182,6 +184,17 @@ impl Report {
                 syncing: stats
                     .get(&format!("member_{i}_partitions_syncing"))
                     .and_then(|v| v.parse().ok()),
+                repair: stats
+                    .get(&format!("member_{i}_repair_last_secs"))
+                    .map(|last| {
+                        let items = stats
+                            .get(&format!("member_{i}_repaired_items"))
+                            .map_or("?", String::as_str);
+                        match last.as_str() {
+                            "never" | "unknown" => last.clone(),
+                            secs => format!("{secs}s ago, {items} items"),
+                        }
+                    }),
                 pulled: stats
                     .get(&format!("member_{i}_pulled_items"))
                     .and_then(|v| v.parse().ok())
@@ -213,7 +226,7 @@ impl Report {
         } else {
             format!("{known_items}+ ({unknown} unknown)")
         };
-        let mut rows: Vec<[String; 8]> = vec![[
+        let mut rows: Vec<[String; 9]> = vec![[
             "MEMBER".into(),
             "STATE".into(),
             "LOCAL".into(),
@@ -222,6 +235,7 @@ impl Report {
             "ITEMS".into(),
             "HAND-OFF".into(),
             "PULLED".into(),
+            "LAST REPAIR".into(),
         ]];
         for m in &self.members {
             rows.push([
@@ -233,6 +247,7 @@ impl Report {
                 m.items.map_or_else(|| "unknown".into(), |n| n.to_string()),
                 sync_cell(m),
                 pulled_cell(m),
+                m.repair.clone().unwrap_or_else(|| "unknown".into()),
             ]);
         }
         rows.push([
@@ -252,8 +267,9 @@ impl Report {
             items_total,
             String::new(),
             String::new(),
+            String::new(),
         ]);
-        let widths: Vec<usize> = (0..8)
+        let widths: Vec<usize> = (0..9)
             .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
             .collect();
         let mut out = format!(
@@ -300,6 +316,8 @@ mod tests {
         member_0_partitions_syncing 0
         member_0_pulled_items 5
         member_0_pulled_bytes 4096
+        member_0_repaired_items 3
+        member_0_repair_last_secs 7
         member_1_addr 127.0.0.1:7002
         member_1_state down
         member_1_local 0
@@ -318,6 +336,7 @@ mod tests {
             items: Some(1),
             syncing: Some(150),
             pulled: Some((10, 2048)),
+            repair: None,
         };
         assert_eq!(sync_cell(&member), "[#######...] 450/600");
         assert_eq!(pulled_cell(&member), "10 (2 KiB)");
@@ -345,7 +364,11 @@ mod tests {
                 "synced",
                 "5",
                 "(4",
-                "KiB)"
+                "KiB)",
+                "7s",
+                "ago,",
+                "3",
+                "items"
             ]
         );
         assert_eq!(
@@ -356,6 +379,7 @@ mod tests {
                 "no",
                 "0",
                 "0",
+                "unknown",
                 "unknown",
                 "unknown",
                 "unknown"

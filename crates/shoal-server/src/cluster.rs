@@ -32,6 +32,9 @@ pub struct MemberRow {
     pub partitions_syncing: Option<u64>,
     /// Items and bytes it has merged by hand-off since it started, at the last poll.
     pub pulled: Option<(u64, u64)>,
+    /// Items it has merged by anti-entropy, and seconds since its last repair round
+    /// (None: none yet), at the last poll.
+    pub repaired: Option<(u64, Option<u64>)>,
 }
 
 /// A snapshot of the cluster as seen from this node.
@@ -64,6 +67,10 @@ pub struct ClusterSnapshot {
     pub tombstones_collected_early: u64,
     /// The cluster-wide `flush_all` version this node knows (items below it are gone).
     pub flush_version: u64,
+    /// Anti-entropy rounds run, buckets found to differ, items merged.
+    pub repairs: (u64, u64, u64),
+    /// Seconds since the last repair round (None: none yet).
+    pub last_repair_secs: Option<u64>,
     /// Every member known, alive or not, in address order.
     pub member_rows: Vec<MemberRow>,
 }
@@ -85,6 +92,8 @@ impl ClusterSnapshot {
             tombstones: 0,
             tombstones_collected_early: 0,
             flush_version: 0,
+            repairs: (0, 0, 0),
+            last_repair_secs: None,
             member_rows: Vec::new(),
         }
     }
@@ -123,11 +132,18 @@ pub fn stats(view: Option<&dyn ClusterView>) -> Vec<(String, String)> {
             snapshot.tombstones_collected_early,
         ),
         ("flush_version", snapshot.flush_version),
+        ("repair_rounds", snapshot.repairs.0),
+        ("repair_buckets", snapshot.repairs.1),
+        ("repair_items", snapshot.repairs.2),
     ];
     let mut out: Vec<(String, String)> = lines
         .into_iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect();
+    out.push((
+        "repair_last_secs".to_string(),
+        unknown_or(snapshot.last_repair_secs).replace("unknown", "never"),
+    ));
     for (i, member) in snapshot.member_rows.iter().enumerate() {
         let state = if member.alive { "alive" } else { "down" };
         let items = member
@@ -143,6 +159,15 @@ pub fn stats(view: Option<&dyn ClusterView>) -> Vec<(String, String)> {
             ("partitions_syncing", unknown_or(member.partitions_syncing)),
             ("pulled_items", unknown_or(member.pulled.map(|p| p.0))),
             ("pulled_bytes", unknown_or(member.pulled.map(|p| p.1))),
+            ("repaired_items", unknown_or(member.repaired.map(|r| r.0))),
+            (
+                "repair_last_secs",
+                match member.repaired {
+                    None => "unknown".to_string(),
+                    Some((_, None)) => "never".to_string(),
+                    Some((_, Some(secs))) => secs.to_string(),
+                },
+            ),
         ];
         for (field, value) in fields {
             out.push((format!("member_{i}_{field}"), value));
@@ -193,6 +218,8 @@ mod tests {
             tombstones: 12,
             tombstones_collected_early: 0,
             flush_version: 99,
+            repairs: (4, 2, 9),
+            last_repair_secs: Some(3),
             member_rows: vec![MemberRow {
                 addr: "127.0.0.1:7001".into(),
                 alive: false,
@@ -202,6 +229,7 @@ mod tests {
                 items: None,
                 partitions_syncing: Some(3),
                 pulled: Some((40, 4000)),
+                repaired: Some((5, None)),
             }],
         });
         let lines = stats(Some(&view));
@@ -220,5 +248,9 @@ mod tests {
         assert_eq!(value(&lines, "flush_version"), "99");
         assert_eq!(value(&lines, "member_0_partitions_syncing"), "3");
         assert_eq!(value(&lines, "member_0_pulled_bytes"), "4000");
+        assert_eq!(value(&lines, "repair_items"), "9");
+        assert_eq!(value(&lines, "repair_last_secs"), "3");
+        assert_eq!(value(&lines, "member_0_repaired_items"), "5");
+        assert_eq!(value(&lines, "member_0_repair_last_secs"), "never");
     }
 }

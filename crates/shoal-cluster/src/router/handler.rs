@@ -50,16 +50,17 @@ impl Handler<PeerEnvelope, PeerReply> for PeerHandler {
                     router.store.flush_below_version(*floor);
                     Some(PeerResponse::Done)
                 }
-                PeerRequest::Status => Some(PeerResponse::Status(
-                    router.sync.status(router.store.stats().curr_items),
-                )),
+                PeerRequest::Status => Some(PeerResponse::Status(router.node_status())),
                 PeerRequest::Export(key) => Some(router.export_key(key)),
                 PeerRequest::Leaving => {
                     router.forget_member(envelope.from.addr());
                     Some(PeerResponse::Done)
                 }
                 PeerRequest::Read(command) => Some(router.read_here(command)),
-                PeerRequest::Execute(_) | PeerRequest::Pull(_) => None,
+                PeerRequest::Execute(_)
+                | PeerRequest::Pull(_)
+                | PeerRequest::Digests(_)
+                | PeerRequest::Repair { .. } => None,
             },
         };
         async move {
@@ -70,6 +71,12 @@ impl Handler<PeerEnvelope, PeerReply> for PeerHandler {
                     PeerRequest::Pull(partitions) => {
                         Arc::clone(&router).serve_pull(partitions).await
                     }
+                    PeerRequest::Digests(partitions) => router.serve_digests(partitions).await,
+                    PeerRequest::Repair {
+                        buckets,
+                        items,
+                        tombstones,
+                    } => router.serve_repair(buckets, items, tombstones).await,
                     _ => unreachable!("answered above"),
                 },
             };

@@ -100,6 +100,18 @@ pub enum PeerRequest {
     Status,
     /// The sender leaves the cluster gracefully: stop counting it for the quorum.
     Leaving,
+    /// Anti-entropy: the receiver's digests of these partitions (those it holds).
+    Digests(Vec<u16>),
+    /// Anti-entropy: the sender's items and tombstones of these (partition, bucket)
+    /// pairs, to merge; answered with the receiver's.
+    Repair {
+        /// (partition, bucket) pairs whose digests differ.
+        buckets: Vec<(u16, u8)>,
+        /// The sender's live items in them.
+        items: Vec<ReplicaItem>,
+        /// The sender's tombstones in them.
+        tombstones: Vec<(Bytes, u64)>,
+    },
 }
 
 /// One replicated change of one key.
@@ -138,6 +150,10 @@ pub struct NodeStatus {
     pub pulled_items: u64,
     /// See `pulled_items`.
     pub pulled_bytes: u64,
+    /// Items merged by anti-entropy since start.
+    pub repaired_items: u64,
+    /// Milliseconds since its last repair round, if any.
+    pub last_repair_ms: Option<u64>,
 }
 
 /// The answer to a [`PeerRequest`].
@@ -168,6 +184,15 @@ pub enum PeerResponse {
     Clock(u64),
     /// The receiver's status.
     Status(NodeStatus),
+    /// Digests per partition held (see `router::repair`).
+    Digests(Vec<(u16, Vec<u64>)>),
+    /// The receiver's items and tombstones of the buckets asked.
+    Repair {
+        /// Live items.
+        items: Vec<ReplicaItem>,
+        /// Tombstones.
+        tombstones: Vec<(Bytes, u64)>,
+    },
 }
 
 /// One partition as a pull carries it.

@@ -32,6 +32,7 @@ mod handler;
 pub mod message;
 mod pause;
 mod quorum;
+pub mod repair;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -80,6 +81,8 @@ pub struct RouterConfig {
     /// How long a node started without `--join` waits for members to reach it before it
     /// founds a new cluster alone.
     pub bootstrap_wait: Duration,
+    /// How often the owners of each partition compare digests (anti-entropy).
+    pub repair_interval: Duration,
     /// The transport's settings.
     pub rpc: RpcConfig,
 }
@@ -91,6 +94,7 @@ impl Default for RouterConfig {
             deadline: Duration::from_secs(8),
             read_timeout: Duration::from_millis(300),
             bootstrap_wait: Duration::from_secs(4),
+            repair_interval: Duration::from_secs(10),
             rpc: RpcConfig::default(),
         }
     }
@@ -113,6 +117,9 @@ pub struct MemberStatus {
     pub items: Option<u64>,
     /// Partitions it was pulling at the last poll.
     pub syncing: Option<u32>,
+    /// Items it had merged by anti-entropy, and how long before the poll its last
+    /// repair round ended.
+    pub repaired: Option<(u64, Option<Duration>)>,
     /// Items and bytes it had merged by hand-off at the last poll.
     pub pulled: Option<(u64, u64)>,
 }
@@ -132,6 +139,9 @@ pub struct RouterStatus {
     pub flush_version: u64,
     /// Whether this node's view has the quorum, and of how many members counted.
     pub quorum: (bool, u64),
+    /// Anti-entropy: rounds, buckets found to differ, items merged, and how long ago
+    /// the last round ended.
+    pub repair: (u64, u64, u64, Option<Duration>),
     /// Every member seen since start, in address order.
     pub members: Vec<MemberStatus>,
 }
@@ -147,6 +157,7 @@ pub struct Router {
     sync: SyncState,
     tombstones: Tombstones,
     pause: PauseWatch,
+    repair: repair::RepairStats,
     /// The members counted for the quorum, and whether the current view has it.
     quorum: Mutex<Quorum>,
     has_quorum: std::sync::atomic::AtomicBool,
@@ -306,6 +317,7 @@ impl Router {
             sync: SyncState::new(bootstrap),
             tombstones: Tombstones::default(),
             pause: PauseWatch::default(),
+            repair: repair::RepairStats::default(),
             quorum: Mutex::new(Quorum::default()),
             has_quorum: std::sync::atomic::AtomicBool::new(true),
             known: Mutex::new(first.iter().map(|m| (m.addr(), None)).collect()),
@@ -325,6 +337,7 @@ impl Router {
         let follower = tokio::spawn(Arc::clone(&router).follow(members, membership.local_watch()));
         let puller = tokio::spawn(Arc::clone(&router).pull_loop());
         let poller = tokio::spawn(Arc::clone(&router).poll_status());
+        let repairer = tokio::spawn(Arc::clone(&router).repair_loop());
         let heart = Arc::clone(&router);
         let heartbeat = tokio::spawn(async move {
             let mut tick = tokio::time::interval(pause::HEARTBEAT);
@@ -335,7 +348,7 @@ impl Router {
         });
         let tasks = RouterTasks {
             _server: server,
-            tasks: vec![follower, puller, poller, heartbeat],
+            tasks: vec![follower, puller, poller, heartbeat, repairer],
         };
         (router, tasks)
     }
@@ -426,7 +439,7 @@ impl Router {
                 .others()
                 .map(|a| (a, self.call_with_view(a, PeerRequest::Status)))
                 .collect();
-            let local = self.sync.status(self.store.stats().curr_items);
+            let local = self.node_status();
             self.known
                 .lock()
                 .insert(view.local, Some((view.digest, local)));
@@ -444,6 +457,18 @@ impl Router {
                 self.pause.trust();
             }
         }
+    }
+
+    /// This node's status, as the poll reports it.
+    pub(super) fn node_status(&self) -> NodeStatus {
+        let mut status = self.sync.status(self.store.stats().curr_items);
+        status.repaired_items = self.repair.items.load(Ordering::Relaxed);
+        status.last_repair_ms = self
+            .repair
+            .last
+            .lock()
+            .map(|at| at.elapsed().as_millis() as u64);
+        status
     }
 
     /// Whether `owner` reported, on `view`, that it holds partition `p`.
@@ -479,6 +504,12 @@ impl Router {
                     items: status.as_ref().map(|s| s.items),
                     syncing: status.as_ref().map(|s| s.syncing),
                     pulled: status.as_ref().map(|s| (s.pulled_items, s.pulled_bytes)),
+                    repaired: status.as_ref().map(|s| {
+                        (
+                            s.repaired_items,
+                            s.last_repair_ms.map(Duration::from_millis),
+                        )
+                    }),
                 }
             })
             .collect();
@@ -495,6 +526,12 @@ impl Router {
             quorum: (
                 self.has_quorum.load(Ordering::Acquire),
                 self.quorum.lock().counted() as u64,
+            ),
+            repair: (
+                self.repair.rounds.load(Ordering::Relaxed),
+                self.repair.buckets.load(Ordering::Relaxed),
+                self.repair.items.load(Ordering::Relaxed),
+                self.repair.last.lock().map(|at| at.elapsed()),
             ),
             members,
         }

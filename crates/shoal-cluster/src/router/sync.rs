@@ -169,6 +169,8 @@ impl SyncState {
             syncing: inner.syncing.len() as u32,
             pulled_items: self.pulled_items.load(Ordering::Relaxed),
             pulled_bytes: self.pulled_bytes.load(Ordering::Relaxed),
+            repaired_items: 0,
+            last_repair_ms: None,
         }
     }
 
@@ -317,12 +319,26 @@ impl SyncState {
     /// Merges one source's copy of a key or partition: items by version, unless a
     /// tombstone buries them; tombstones remove older items. Returns items merged.
     fn merge(&self, router: &Router, items: &[ReplicaItem], tombstones: &[(Bytes, u64)]) -> u64 {
+        self.merge_counted(router, items, tombstones, true)
+    }
+
+    /// [`SyncState::merge`], counting what it merged as pulled (hand-off) or not
+    /// (repair); items and removals it changed here.
+    pub(super) fn merge_counted(
+        &self,
+        router: &Router,
+        items: &[ReplicaItem],
+        tombstones: &[(Bytes, u64)],
+        pulled: bool,
+    ) -> u64 {
         let mut merged = 0;
         for (key, version) in tombstones {
             let p = partition_of(key);
             let _guard = router.locks[p.index()].lock();
             router.tombstones.record(p, key, *version);
-            router.store.remove_if_older(key, *version);
+            if router.store.remove_if_older(key, *version) {
+                merged += u64::from(!pulled);
+            }
         }
         for item in items {
             let p = partition_of(&item.key);
@@ -333,11 +349,13 @@ impl SyncState {
             match router.store.apply_replica(item) {
                 Ok(true) => {
                     merged += 1;
-                    self.pulled_items.fetch_add(1, Ordering::Relaxed);
-                    self.pulled_bytes.fetch_add(
-                        (item.key.len() + item.value.len()) as u64,
-                        Ordering::Relaxed,
-                    );
+                    if pulled {
+                        self.pulled_items.fetch_add(1, Ordering::Relaxed);
+                        self.pulled_bytes.fetch_add(
+                            (item.key.len() + item.value.len()) as u64,
+                            Ordering::Relaxed,
+                        );
+                    }
                 }
                 Ok(false) => {}
                 Err(error) => tracing::warn!(?error, "a pulled item could not be stored"),
