@@ -240,7 +240,9 @@ impl Store {
         let count = self.cas.fetch_add(1, Ordering::Relaxed) + 1;
         match self.cas_tag.load(Ordering::Relaxed) {
             0 => count,
-            tag => (count << CAS_TAG_BITS) | tag,
+            // The counter saturates rather than wrap past the top of the tagged range (an
+            // explicit meta `E` near 2^64 seen as a version): versions never go backwards.
+            tag => (count.min(u64::MAX >> CAS_TAG_BITS) << CAS_TAG_BITS) | tag,
         }
     }
 

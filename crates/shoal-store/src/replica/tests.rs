@@ -550,6 +550,18 @@ fn tagged_cas_values_are_unique_across_nodes_and_follow_observed_versions() {
 }
 
 #[test]
+fn a_version_near_the_top_saturates_the_tagged_clock_instead_of_wrapping() {
+    let (s, _) = store();
+    s.set_cas_tag(7);
+    s.observe_cas(u64::MAX - 5);
+    let a = set(&s, "a", "x");
+    let b = set(&s, "b", "x");
+    assert!(a >= u64::MAX - 5 - (1 << crate::CAS_TAG_BITS), "{a:#x}");
+    assert!(b >= a, "never backwards: {a:#x} then {b:#x}");
+    assert_eq!(b & ((1 << crate::CAS_TAG_BITS) - 1), 7);
+}
+
+#[test]
 fn a_primary_s_put_with_an_equal_cas_replaces_but_a_pulled_one_does_not() {
     let (a, _) = store();
     let mut item = replica("k", "v", 7);
