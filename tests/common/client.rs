@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// How long a single read may block before the test fails.
@@ -18,8 +18,14 @@ pub struct TextClient {
 impl TextClient {
     /// Connects to `127.0.0.1:port` with generous read/write timeouts.
     pub fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("connecting to 127.0.0.1:{port}: {e}"));
+        Self::connect_addr(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// Connects to `addr` (any address, e.g. a node in a network namespace) with the same
+    /// timeouts as [`TextClient::connect`].
+    pub fn connect_addr(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT)
+            .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
