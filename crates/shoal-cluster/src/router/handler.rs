@@ -31,7 +31,20 @@ impl Handler<PeerEnvelope, PeerReply> for PeerHandler {
         _from: SocketAddr,
         envelope: PeerEnvelope,
     ) -> impl Future<Output = PeerReply> + Send + 'static {
-        let router = Arc::clone(&self.router);
+        self.router.handle_peer(envelope)
+    }
+}
+
+impl Router {
+    /// Serves one request from a peer: the fence first, then what it asks. The changes a
+    /// request makes (replication above all) are applied here, before this returns, so
+    /// requests handed over in arrival order are applied in that order; what must wait
+    /// (a forwarded command, a pull) runs in the returned future.
+    pub fn handle_peer(
+        self: &Arc<Self>,
+        envelope: PeerEnvelope,
+    ) -> impl Future<Output = PeerReply> + Send + 'static {
+        let router = Arc::clone(self);
         if envelope.flush > router.store.version_floor() {
             router.store.flush_below_version(envelope.flush);
         }
@@ -52,6 +65,7 @@ impl Handler<PeerEnvelope, PeerReply> for PeerHandler {
                 }
                 PeerRequest::Status => Some(PeerResponse::Status(router.node_status())),
                 PeerRequest::Export(key) => Some(router.export_key(key)),
+                PeerRequest::Lease => Some(PeerResponse::Done),
                 PeerRequest::Leaving => {
                     router.forget_member(envelope.from.addr());
                     Some(PeerResponse::Done)
@@ -87,9 +101,7 @@ impl Handler<PeerEnvelope, PeerReply> for PeerHandler {
             }
         }
     }
-}
 
-impl Router {
     /// The fence: a request for another incarnation of this node is refused, and so is a
     /// data request made on another view, or before this node acts on any view.
     fn admit(&self, envelope: &PeerEnvelope) -> Result<(), Refusal> {

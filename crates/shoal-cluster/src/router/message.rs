@@ -100,6 +100,8 @@ pub enum PeerRequest {
     Status,
     /// The sender leaves the cluster gracefully: stop counting it for the quorum.
     Leaving,
+    /// A lease renewal: answered `Done` only on the sender's view, by a ready node.
+    Lease,
     /// Anti-entropy: the receiver's digests of these partitions (those it holds).
     Digests(Vec<u16>),
     /// Anti-entropy: the sender's items and tombstones of these (partition, bucket)
@@ -171,6 +173,9 @@ pub enum PeerResponse {
     /// A replicated item could not be stored (too large, out of memory); the receiver no
     /// longer holds the key.
     NotStored(ServerError),
+    /// The receiver holds a newer version of the key than the one replicated (the sender
+    /// was a primary acting on an outdated copy): the write did not take.
+    Superseded,
     /// The exported key, and how the receiver holds its partition.
     Key {
         /// The key's state.

@@ -29,14 +29,18 @@
 //! * Multi-key gets are split by primary and answered in the client's order.
 
 mod handler;
+mod lease;
 pub mod message;
 mod pause;
 mod quorum;
 pub mod repair;
+#[cfg(test)]
+mod sim;
 mod sync;
 #[cfg(test)]
 mod tests;
 pub mod tombstones;
+pub mod transport;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -83,6 +87,9 @@ pub struct RouterConfig {
     pub bootstrap_wait: Duration,
     /// How often the owners of each partition compare digests (anti-entropy).
     pub repair_interval: Duration,
+    /// Whole-store scans (pulls, digests) run on tokio's blocking threads; off, they run
+    /// inline (the simulator, which must stay on one thread to be deterministic).
+    pub offload_scans: bool,
     /// The transport's settings.
     pub rpc: RpcConfig,
 }
@@ -95,6 +102,7 @@ impl Default for RouterConfig {
             read_timeout: Duration::from_millis(300),
             bootstrap_wait: Duration::from_secs(4),
             repair_interval: Duration::from_secs(10),
+            offload_scans: true,
             rpc: RpcConfig::default(),
         }
     }
@@ -150,13 +158,14 @@ pub struct RouterStatus {
 pub struct Router {
     store: Arc<Store>,
     config: RouterConfig,
-    view_tx: watch::Sender<Arc<View>>,
-    peers: Peers<PeerEnvelope, PeerReply>,
+    views: view::ViewCell,
+    link: transport::Link,
     /// One lock per partition, held while a primary applies a write and enqueues it.
     locks: Box<[Mutex<()>]>,
     sync: SyncState,
     tombstones: Tombstones,
     pause: PauseWatch,
+    leases: lease::Leases,
     repair: repair::RepairStats,
     /// The members counted for the quorum, and whether the current view has it.
     quorum: Mutex<Quorum>,
@@ -177,8 +186,8 @@ impl std::fmt::Debug for Router {
 /// The tasks a running router owns; aborted on drop.
 #[derive(Debug)]
 pub struct RouterTasks {
-    /// The peer RPC server (stops when dropped).
-    _server: rpc::ServerHandle,
+    /// The peer RPC server (stops when dropped); none over another transport.
+    server: Option<rpc::ServerHandle>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -204,10 +213,11 @@ fn is_plain_read(command: &Command) -> bool {
     }
 }
 
-/// Whether running `command` twice does what running it once does (and answers the
-/// same), so a forwarded copy that may have been applied can be sent again elsewhere.
-/// Increments, appends, CAS and conditional stores are not: one that may have been
-/// applied by a primary that then failed gets an error instead of a second run.
+/// Whether running `command` twice does what running it once does and answers the same,
+/// so a forwarded copy that may have been applied can be sent again elsewhere. Reads,
+/// plain sets and touches are. Increments, appends, CAS and conditional stores are not,
+/// and neither is a delete (a second run answers NOT_FOUND for what the first deleted):
+/// one that may have been applied by a primary that then failed gets an error instead.
 fn retry_is_safe(command: &Command) -> bool {
     use shoal_command::StoreMode;
     match command {
@@ -215,7 +225,6 @@ fn retry_is_safe(command: &Command) -> bool {
         Command::Store(store) => {
             store.mode == StoreMode::Set && store.compare_cas.is_none() && store.vivify.is_none()
         }
-        Command::Delete(delete) => delete.compare_cas.is_none() && !delete.invalidate,
         _ => false,
     }
 }
@@ -247,6 +256,16 @@ fn changed(command: &Command, outcome: &Outcome) -> bool {
         Outcome::Values(values) => !is_plain_read(command) && values.iter().any(Option::is_some),
         _ => false,
     }
+}
+
+/// The answer to a write a replica refused for holding a newer version.
+fn superseded() -> Outcome {
+    cluster_error("a newer version of the key won over this write; it may not be stored")
+}
+
+/// The answer to a write whose replica left the view while this node lost its quorum.
+fn lost_quorum() -> Outcome {
+    cluster_error("this node was cut off during the write; it may not be stored")
 }
 
 fn cluster_error(message: &str) -> Outcome {
@@ -288,6 +307,11 @@ enum ReplicaAck {
     Retry,
     /// No answer before the deadline.
     TimedOut,
+    /// The replica left the view, but so did this node's quorum: it may be the view of
+    /// a cut-off minority, where the replica still runs without this write.
+    Unsure,
+    /// The replica holds a newer version: this primary acted on an outdated copy.
+    Superseded,
 }
 
 impl Router {
@@ -302,26 +326,65 @@ impl Router {
         config: RouterConfig,
         joining: bool,
     ) -> (Arc<Router>, RouterTasks) {
-        let local = membership.local_id();
+        let link = transport::Link::Tcp(Peers::new(config.rpc.clone()));
+        let (router, mut tasks) = Router::start_on(
+            store,
+            membership.local_watch(),
+            membership.members(),
+            link,
+            config,
+            joining,
+        );
+        tasks.server = Some(rpc::serve(
+            rpc_listener,
+            Arc::new(handler::PeerHandler::new(Arc::clone(&router))),
+            router.config.rpc.clone(),
+        ));
+        (router, tasks)
+    }
+
+    /// Starts a router that sends over `transport` and follows the identity and member
+    /// list given (what a [`Membership`] publishes); its peers' requests are handed to
+    /// [`Router::handle_peer`] by whoever runs the network (the simulator).
+    pub fn start_with_transport(
+        store: Arc<Store>,
+        local: watch::Receiver<NodeId>,
+        members: watch::Receiver<Vec<NodeId>>,
+        transport: Arc<dyn transport::PeerTransport>,
+        config: RouterConfig,
+        joining: bool,
+    ) -> (Arc<Router>, RouterTasks) {
+        let link = transport::Link::Other(transport);
+        Router::start_on(store, local, members, link, config, joining)
+    }
+
+    fn start_on(
+        store: Arc<Store>,
+        local: watch::Receiver<NodeId>,
+        members: watch::Receiver<Vec<NodeId>>,
+        link: transport::Link,
+        config: RouterConfig,
+        joining: bool,
+    ) -> (Arc<Router>, RouterTasks) {
+        let local_id = *local.borrow();
         // CAS values (item versions) end in a tag of this node: unique across the cluster.
-        store.set_cas_tag(xxhash_rust::xxh3::xxh3_64(&local.placement_key()) as u16);
-        let members = membership.members();
+        store.set_cas_tag(xxhash_rust::xxh3::xxh3_64(&local_id.placement_key()) as u16);
         let first = members.borrow().clone();
-        let view = Arc::new(View::new(&first, config.replicas, local));
-        let (view_tx, _) = watch::channel(view);
+        let view = Arc::new(View::new(&first, config.replicas, local_id));
         let bootstrap = (!joining).then_some(config.bootstrap_wait);
         let router = Arc::new(Router {
-            peers: Peers::new(config.rpc.clone()),
+            link,
             store,
             locks: (0..PARTITIONS).map(|_| Mutex::new(())).collect(),
             sync: SyncState::new(bootstrap),
             tombstones: Tombstones::default(),
             pause: PauseWatch::default(),
+            leases: lease::Leases::default(),
             repair: repair::RepairStats::default(),
             quorum: Mutex::new(Quorum::default()),
             has_quorum: std::sync::atomic::AtomicBool::new(true),
             known: Mutex::new(first.iter().map(|m| (m.addr(), None)).collect()),
-            view_tx,
+            views: view::ViewCell::new(view),
             config,
         });
         let quorum = router.quorum.lock().observe(&router.view());
@@ -329,15 +392,11 @@ impl Router {
         router
             .sync
             .on_view(&router, None, &router.view(), false, false, quorum);
-        let server = rpc::serve(
-            rpc_listener,
-            Arc::new(handler::PeerHandler::new(Arc::clone(&router))),
-            router.config.rpc.clone(),
-        );
-        let follower = tokio::spawn(Arc::clone(&router).follow(members, membership.local_watch()));
+        let follower = tokio::spawn(Arc::clone(&router).follow(members, local));
         let puller = tokio::spawn(Arc::clone(&router).pull_loop());
         let poller = tokio::spawn(Arc::clone(&router).poll_status());
         let repairer = tokio::spawn(Arc::clone(&router).repair_loop());
+        let leaser = tokio::spawn(Arc::clone(&router).lease_loop());
         let heart = Arc::clone(&router);
         let heartbeat = tokio::spawn(async move {
             let mut tick = tokio::time::interval(pause::HEARTBEAT);
@@ -347,15 +406,15 @@ impl Router {
             }
         });
         let tasks = RouterTasks {
-            _server: server,
-            tasks: vec![follower, puller, poller, heartbeat, repairer],
+            server: None,
+            tasks: vec![follower, puller, poller, heartbeat, repairer, leaser],
         };
         (router, tasks)
     }
 
     /// The current view.
     pub fn view(&self) -> Arc<View> {
-        Arc::clone(&self.view_tx.borrow())
+        self.views.get()
     }
 
     /// The store behind this node.
@@ -373,6 +432,7 @@ impl Router {
         let mut local_id = *local.borrow_and_update();
         loop {
             let renewed = tokio::select! {
+                biased;
                 changed = members.changed() => {
                     if changed.is_err() { return; }
                     false
@@ -423,7 +483,7 @@ impl Router {
                 replica = new.counts.get(&new.local).map_or(0, |c| c.1),
                 "membership changed, placement recomputed"
             );
-            self.view_tx.send_replace(new);
+            self.views.set(new);
         }
     }
 
@@ -555,7 +615,7 @@ impl Router {
             flush: self.store.version_floor(),
             request,
         };
-        let response = self.peers.get(addr).send(envelope);
+        let response = self.link.send(addr, envelope);
         let store = Arc::clone(&self.store);
         async move {
             let reply = response.await?;
@@ -574,6 +634,19 @@ impl Router {
     ) -> impl std::future::Future<Output = Result<PeerResponse, RpcError>> + Send + 'static {
         let reply = self.call_with_view(addr, request);
         async move { reply.await.map(|(_, response)| response) }
+    }
+
+    /// Runs a whole-store scan off the runtime (or inline, see
+    /// [`RouterConfig::offload_scans`]); None if it panicked.
+    async fn scan<T: Send + 'static>(
+        &self,
+        scan: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        if self.config.offload_scans {
+            tokio::task::spawn_blocking(scan).await.ok()
+        } else {
+            Some(scan())
+        }
     }
 
     /// Whether this node acts on its view: it has found or founded a cluster, and is not
@@ -676,17 +749,18 @@ impl Router {
     where
         F: std::future::Future<Output = Result<PeerResponse, RpcError>>,
     {
-        let mut views = self.view_tx.subscribe();
+        let mut seen = self.views.version();
         tokio::pin!(response);
         loop {
             tokio::select! {
+                biased;
                 result = &mut response => return match result {
                     Ok(answer) => Waited::Answer(answer),
                     Err(error) => Waited::Failed(error),
                 },
                 () = tokio::time::sleep_until(until) => return Waited::TimedOut,
-                changed = views.changed() => {
-                    if changed.is_err() || !still(&views.borrow_and_update()) {
+                () = self.views.changed(&mut seen) => {
+                    if !still(&self.view()) {
                         return Waited::Moved;
                     }
                 }
@@ -696,8 +770,8 @@ impl Router {
 
     /// Waits until the view changes or `pause` passes, whichever comes first.
     async fn pause_for_view(&self, pause: Duration) {
-        let mut views = self.view_tx.subscribe();
-        let _ = tokio::time::timeout(pause, views.changed()).await;
+        let mut seen = self.views.version();
+        let _ = tokio::time::timeout(pause, self.views.changed(&mut seen)).await;
     }
 
     /// Runs a single-key command at its partition's primary, retrying on the next primary
@@ -784,7 +858,7 @@ impl Router {
     /// Whether a plain read of partition `p` is answered from this node's store as it is:
     /// this node is the primary and holds the partition (nothing left to pull).
     fn reads_here(&self, view: &View, p: PartitionId) -> bool {
-        view.is_primary(p) && self.sync.is_held(p)
+        view.is_primary(p) && self.sync.is_held(p) && self.leased(view, p)
     }
 
     /// Read fail-over: the first replica of `p` that holds it and answers the read.
@@ -827,6 +901,14 @@ impl Router {
             return None;
         }
         let (mut outcome, pending) = self.apply_as_primary(p, key, command)?;
+        tracing::trace!(
+            local = %self.view().local,
+            partition = p.get(),
+            ?key,
+            held = self.sync.is_held(p),
+            ?outcome,
+            "applied as primary"
+        );
         let mut retry = Vec::new();
         for (replica, response) in pending {
             match self.replica_ack(p, replica, response, deadline).await {
@@ -839,6 +921,8 @@ impl Router {
                 ReplicaAck::TimedOut => {
                     return Some(cluster_error("a replica did not store the write in time"));
                 }
+                ReplicaAck::Unsure => return Some(lost_quorum()),
+                ReplicaAck::Superseded => return Some(superseded()),
             }
         }
         while !retry.is_empty() {
@@ -865,6 +949,8 @@ impl Router {
                     ReplicaAck::TimedOut => {
                         return Some(cluster_error("a replica did not store the write in time"));
                     }
+                    ReplicaAck::Unsure => return Some(lost_quorum()),
+                    ReplicaAck::Superseded => return Some(superseded()),
                 }
             }
         }
@@ -885,12 +971,15 @@ impl Router {
         match self.wait_peer(response, deadline, same).await {
             Waited::Answer(PeerResponse::Done) => ReplicaAck::Stored,
             Waited::Answer(PeerResponse::NotStored(error)) => ReplicaAck::NotStored(error),
+            Waited::Answer(PeerResponse::Superseded) => ReplicaAck::Superseded,
             Waited::Answer(_) => ReplicaAck::Retry,
             Waited::Moved => {
                 if self.view().is_owner(p, replica) {
                     ReplicaAck::Retry
-                } else {
+                } else if self.is_ready() {
                     ReplicaAck::Stored
+                } else {
+                    ReplicaAck::Unsure
                 }
             }
             Waited::Failed(_) => {
@@ -902,7 +991,8 @@ impl Router {
                         ReplicaAck::TimedOut
                     }
                     _ if self.view().is_owner(p, replica) => ReplicaAck::Retry,
-                    _ => ReplicaAck::Stored,
+                    _ if self.is_ready() => ReplicaAck::Stored,
+                    _ => ReplicaAck::Unsure,
                 }
             }
             Waited::TimedOut => {
@@ -950,7 +1040,9 @@ impl Router {
     > {
         let _guard = self.locks[p.index()].lock();
         let view = self.view();
-        if !view.is_primary(p) || !self.is_ready() {
+        // A primary that no longer holds its partition (it rejoined meanwhile) has no
+        // current state of the key to send.
+        if !view.is_primary(p) || !self.is_ready() || !self.sync.is_held(p) {
             return None;
         }
         let op = self.replica_op(p, key, false);
@@ -990,7 +1082,8 @@ impl Router {
         )>,
     )> {
         if is_plain_read(&command) {
-            let mine = self.view().is_primary(p) && self.is_ready();
+            let view = self.view();
+            let mine = view.is_primary(p) && self.is_ready() && self.leased(&view, p);
             return mine.then(|| (self.store.execute(command), Vec::new()));
         }
         let _guard = self.locks[p.index()].lock();
@@ -1001,7 +1094,10 @@ impl Router {
         let probe = command.clone();
         let outcome = self.store.execute(command);
         if !changed(&probe, &outcome) {
-            return Some((outcome, Vec::new()));
+            // An answer from this copy alone (a miss, NOT_FOUND, EXISTS) is given only
+            // under a lease: a primary cut off before the view shows it must not answer
+            // from a copy the other side has moved past.
+            return self.leased(&view, p).then(|| (outcome, Vec::new()));
         }
         let op = self.replica_op(p, key, true);
         let pending = view
@@ -1019,7 +1115,8 @@ impl Router {
                 let _guard = self.locks[p.index()].lock();
                 self.tombstones.forget_below(p, &item.key, item.cas);
                 match self.store.put_replica(item) {
-                    Ok(_) => PeerResponse::Done,
+                    Ok(true) => PeerResponse::Done,
+                    Ok(false) => PeerResponse::Superseded,
                     Err(error) => {
                         tracing::warn!(?error, "a replicated item could not be stored");
                         PeerResponse::NotStored(error)

@@ -18,7 +18,7 @@
 //! Like every data request, repairs are fenced by the view: both sides agree on the
 //! owners, and both hold the partition.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -48,12 +48,12 @@ fn item_hash(key: &[u8], version: u64) -> u64 {
 }
 
 /// The digests of the live items of `partitions` in `store`, in one scan.
-pub fn digests(store: &shoal_store::Store, partitions: &[u16]) -> HashMap<u16, Digest> {
+pub fn digests(store: &shoal_store::Store, partitions: &[u16]) -> BTreeMap<u16, Digest> {
     let mut wanted = vec![false; usize::from(PARTITIONS)];
     for &p in partitions {
         wanted[usize::from(p)] = true;
     }
-    let mut out: HashMap<u16, Digest> = partitions.iter().map(|&p| (p, [0; BUCKETS])).collect();
+    let mut out: BTreeMap<u16, Digest> = partitions.iter().map(|&p| (p, [0; BUCKETS])).collect();
     store.scan(
         |key| wanted[partition_of(key).index()],
         |item| {
@@ -120,7 +120,7 @@ impl Router {
     /// One round: every replica of every partition this node is the primary of.
     pub(super) async fn repair_round(&self) {
         let view = self.view();
-        let mut by_replica: HashMap<std::net::SocketAddr, Vec<u16>> = HashMap::new();
+        let mut by_replica: BTreeMap<std::net::SocketAddr, Vec<u16>> = BTreeMap::new();
         for p in PartitionId::all() {
             if view.is_primary(p) && self.sync.is_held(p) {
                 for replica in view.other_owners(p) {
@@ -146,8 +146,7 @@ impl Router {
             compared = true;
             let store = Arc::clone(&self.store);
             let parts = partitions.clone();
-            let Ok(mine) = tokio::task::spawn_blocking(move || digests(&store, &parts)).await
-            else {
+            let Some(mine) = self.scan(move || digests(&store, &parts)).await else {
                 continue;
             };
             let mut differ = Vec::new();
@@ -192,7 +191,8 @@ impl Router {
     async fn bucket_state(&self, buckets: &[(u16, u8)]) -> (Vec<ReplicaItem>, Vec<(Bytes, u64)>) {
         let store = Arc::clone(&self.store);
         let wanted = buckets.to_vec();
-        let items = tokio::task::spawn_blocking(move || bucket_items(&store, &wanted))
+        let items = self
+            .scan(move || bucket_items(&store, &wanted))
             .await
             .unwrap_or_default();
         let mut tombstones = Vec::new();
@@ -223,7 +223,7 @@ impl Router {
             .collect();
         let store = Arc::clone(&self.store);
         let scan = held.clone();
-        let Ok(mine) = tokio::task::spawn_blocking(move || digests(&store, &scan)).await else {
+        let Some(mine) = self.scan(move || digests(&store, &scan)).await else {
             return PeerResponse::Digests(Vec::new());
         };
         PeerResponse::Digests(mine.into_iter().map(|(p, d)| (p, d.to_vec())).collect())

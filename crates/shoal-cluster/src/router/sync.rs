@@ -28,7 +28,7 @@
 //! away longer than the tombstone horizon; otherwise (it was cut off) it keeps its copy
 //! for the merge, and tombstones and the flush version bury what was deleted meanwhile.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,9 +67,9 @@ struct Inner {
     bootstrap_until: Option<Instant>,
     /// Partitions held up to date.
     held: Vec<bool>,
-    syncing: HashMap<u16, Syncing>,
+    syncing: BTreeMap<u16, Syncing>,
     /// Partitions held until the view moved them away, since when.
-    former: HashMap<u16, Instant>,
+    former: BTreeMap<u16, Instant>,
     /// The last time this node was in a view with another member.
     last_company: Instant,
 }
@@ -97,8 +97,8 @@ impl SyncState {
                 authoritative: false,
                 bootstrap_until: bootstrap.map(|wait| Instant::now() + wait),
                 held: vec![false; usize::from(PARTITIONS)],
-                syncing: HashMap::new(),
-                former: HashMap::new(),
+                syncing: BTreeMap::new(),
+                former: BTreeMap::new(),
                 last_company: Instant::now(),
             }),
             held: (0..PARTITIONS).map(|_| AtomicBool::new(false)).collect(),
@@ -218,11 +218,11 @@ impl SyncState {
         let company = new.counts.len() >= 2;
         if renewed {
             let away = now.duration_since(inner.last_company);
-            for i in 0..usize::from(PARTITIONS) {
-                self.set_held(&mut inner, i, false);
-            }
-            inner.former.clear();
             if discard || away >= TOMBSTONE_HORIZON / 2 {
+                for i in 0..usize::from(PARTITIONS) {
+                    self.set_held(&mut inner, i, false);
+                }
+                inner.former.clear();
                 let removed = router.store.retain(|_| false);
                 tracing::warn!(
                     ?away,
@@ -230,6 +230,15 @@ impl SyncState {
                     "rejoined after a pause or a long absence: starting empty"
                 );
             } else {
+                // Declared down, but not paused: what it held was complete when the view
+                // moved, so it stays a former owner's copy (kept, merged, vouched for)
+                // while every partition it owns is pulled again.
+                for i in 0..usize::from(PARTITIONS) {
+                    if inner.held[i] {
+                        inner.former.insert(i as u16, now);
+                    }
+                    self.set_held(&mut inner, i, false);
+                }
                 tracing::info!(
                     ?away,
                     "rejoined under a new incarnation: syncing everything"
@@ -276,6 +285,7 @@ impl SyncState {
                 continue;
             }
             if others.is_empty() {
+                tracing::trace!(local = %new.local, partition = p.get(), "last member standing");
                 // The last member standing: whatever it has is all there is.
                 self.set_held(&mut inner, i, true);
                 inner.syncing.remove(&p.get());
@@ -426,7 +436,7 @@ impl SyncState {
     /// The syncing partitions grouped by their sources.
     fn work(&self) -> Vec<(Vec<SocketAddr>, Vec<u16>)> {
         let inner = self.inner.lock();
-        let mut groups: HashMap<Vec<SocketAddr>, Vec<u16>> = HashMap::new();
+        let mut groups: BTreeMap<Vec<SocketAddr>, Vec<u16>> = BTreeMap::new();
         for (&p, s) in &inner.syncing {
             groups.entry(s.sources.clone()).or_default().push(p);
         }
@@ -456,7 +466,7 @@ impl Router {
             let _ = tokio::time::timeout(PULL_RETRY, self.sync.wake.notified()).await;
             let view = self.view();
             if self.sync.bootstrap_due(&view) {
-                self.view_tx.send_modify(|_| {});
+                self.views.touch();
             }
             self.tombstones.collect();
             self.sync
@@ -469,6 +479,7 @@ impl Router {
                         continue;
                     }
                     let done = self.pull(&sources, &batch).await;
+                    tracing::trace!(local = %self.view().local, ?sources, ?done, "pull round");
                     if !done.is_empty() {
                         self.sync.finish(&done, &sources);
                     }
@@ -514,16 +525,20 @@ impl Router {
             }
         }
         let mut done = Vec::new();
+        let mut unvouched = 0;
         for (i, &p) in partitions.iter().enumerate() {
             if answered[i] == sources.len() {
-                if !vouched[i] {
-                    tracing::info!(
-                        partition = p,
-                        "no member holds a complete copy: the partition starts from what is left"
-                    );
-                }
+                unvouched += usize::from(!vouched[i]);
                 done.push(p);
             }
+        }
+        if unvouched > 0 {
+            // A new cluster, or more failures than replicas: what the members had is all
+            // there is.
+            tracing::info!(
+                partitions = unvouched,
+                "no member held a complete copy: starting from what was left"
+            );
         }
         done
     }
@@ -540,12 +555,14 @@ impl Router {
             .map(|&s| (s, self.call(s, PeerRequest::Export(key.clone()))))
             .collect();
         let mut all = true;
+        tracing::trace!(local = %self.view().local, partition = p.get(), ?key, ?sources, "merging a key");
         for (source, response) in pending {
             match self
                 .wait_peer(response, until, |v| v.is_member(source))
                 .await
             {
                 Waited::Answer(PeerResponse::Key { state, holding }) => {
+                    tracing::trace!(%source, ?holding, ?state, "key state");
                     if mergeable(holding) {
                         let KeyState { item, tombstone } = state;
                         let tombstones: Vec<(Bytes, u64)> =
@@ -594,7 +611,7 @@ impl Router {
             .collect();
         let store = Arc::clone(&self.store);
         let scan_ids = ids.clone();
-        let scan = tokio::task::spawn_blocking(move || {
+        let scan = self.scan(move || {
             let mut slot = vec![usize::MAX; usize::from(PARTITIONS)];
             for (n, p) in scan_ids.iter().enumerate() {
                 slot[p.index()] = n;
@@ -606,7 +623,7 @@ impl Router {
             );
             items
         });
-        let Ok(items) = scan.await else {
+        let Some(items) = scan.await else {
             return PeerResponse::Refused(super::message::Refusal::NotReady);
         };
         let pulled = holdings

@@ -106,3 +106,63 @@ impl View {
         self.counts.contains_key(&addr)
     }
 }
+
+/// The current [`View`] and a wake-up for whoever waits for the next one.
+///
+/// Not a `tokio::sync::watch`: its receivers are woken in a random order (it spreads
+/// waiters over several `Notify`s), and the simulator must replay a seed exactly; a
+/// single `Notify` wakes its waiters in a fixed order.
+#[derive(Debug)]
+pub(super) struct ViewCell {
+    current: parking_lot::RwLock<std::sync::Arc<View>>,
+    version: std::sync::atomic::AtomicU64,
+    changes: tokio::sync::Notify,
+}
+
+impl ViewCell {
+    pub(super) fn new(view: std::sync::Arc<View>) -> ViewCell {
+        ViewCell {
+            current: parking_lot::RwLock::new(view),
+            version: std::sync::atomic::AtomicU64::new(0),
+            changes: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The current view.
+    pub(super) fn get(&self) -> std::sync::Arc<View> {
+        std::sync::Arc::clone(&self.current.read())
+    }
+
+    /// How many changes there were so far (what [`ViewCell::changed`] compares with).
+    pub(super) fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Replaces the view and wakes every waiter.
+    pub(super) fn set(&self, view: std::sync::Arc<View>) {
+        *self.current.write() = view;
+        self.touch();
+    }
+
+    /// Wakes every waiter as if the view changed (this node's standing changed).
+    pub(super) fn touch(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.changes.notify_waiters();
+    }
+
+    /// Waits for a change after version `seen`, and records the new version in it.
+    pub(super) async fn changed(&self, seen: &mut u64) {
+        loop {
+            let notified = self.changes.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = self.version();
+            if now != *seen {
+                *seen = now;
+                return;
+            }
+            notified.await;
+        }
+    }
+}
