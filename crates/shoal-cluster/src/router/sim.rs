@@ -6,8 +6,11 @@
 //! Each seed: 3-4 nodes (R=2) form a cluster; three clients run sets, deletes,
 //! increments and gets+CAS through random nodes; one fault at a time — a crash followed
 //! by a restart with an empty store, a join, a graceful leave, a node cut off from the
-//! others and healed — with the cluster left to settle (every view agrees, nothing is
-//! pulled) before the next, as R=2 promises to survive one failure at a time. At the end
+//! others and healed, a node frozen (cut off while its own view stays as it was, as a
+//! stalled VM's; what was sent to it is delivered when it thaws), a `flush_all` (with no
+//! client command in flight) — with the cluster left to settle (every view agrees,
+//! nothing is pulled) before the next, as R=2 promises to survive one failure at a time.
+//! At the end
 //! every key is read through every node: each must hold a value the clients may have
 //! left there (the last acknowledged one, or one whose answer never came after it), every
 //! counter between its acknowledged and its attempted increments, the shared CAS counter
@@ -76,7 +79,7 @@ fn run_seed(seed: u64, trace: bool) -> Run {
             tokio::time::sleep(Duration::from_millis(world.range(200..2000))).await;
             let running = world.running();
             let victim = running[world.range(0..running.len() as u64) as usize];
-            match world.range(0..4) {
+            match world.range(0..6) {
                 0 => {
                     world.crash(victim);
                     tokio::time::sleep(Duration::from_millis(world.range(100..3000))).await;
@@ -90,6 +93,16 @@ fn run_seed(seed: u64, trace: bool) -> Run {
                 2 if running.len() > 3 => {
                     world.leave(victim).await;
                     events.push(format!("leave {victim}"));
+                }
+                3 => {
+                    world.freeze(victim, true);
+                    tokio::time::sleep(Duration::from_millis(world.range(500..5000))).await;
+                    world.freeze(victim, false);
+                    events.push(format!("freeze+thaw {victim}"));
+                }
+                4 => {
+                    let acked = world.flush().await;
+                    events.push(format!("flush_all (acknowledged: {acked})"));
                 }
                 _ => {
                     world.isolate(victim, true);

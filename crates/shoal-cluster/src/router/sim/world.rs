@@ -85,6 +85,11 @@ pub(crate) struct World {
     next_port: Mutex<u16>,
     trace: bool,
     started: Instant,
+    /// Clients start no command while set (a flush runs with no command in flight).
+    quiet: AtomicBool,
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Nodes whose view is frozen (they do not notice being cut off: a stalled VM).
+    frozen: Mutex<BTreeSet<SocketAddr>>,
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -169,6 +174,9 @@ impl World {
             next_port: Mutex::new(7000),
             trace,
             started: Instant::now(),
+            quiet: AtomicBool::new(false),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            frozen: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -331,6 +339,9 @@ impl World {
                 .collect();
             let mut dropped = Vec::new();
             for (at, _) in &running {
+                if self.frozen.lock().contains(at) {
+                    continue;
+                }
                 let target: Vec<NodeId> = running
                     .iter()
                     .filter(|(o, _)| o == at || self.net.linked(*at, *o))
@@ -500,6 +511,10 @@ impl World {
         let mut serial = 0u64;
         while !stop.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_millis(self.range(5..60))).await;
+            if self.quiet.load(Ordering::Acquire) {
+                continue;
+            }
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
             serial += 1;
             let roll = self.range(0..100);
             let key = format!("c{c}-k{}", self.range(0..keys as u64));
@@ -517,7 +532,77 @@ impl World {
             } else {
                 self.cas_increment().await;
             }
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+
+    /// `flush_all` with no client command in flight: every key is then absent (or, if
+    /// the flush got no clear answer, may be), and the counters start again from 0.
+    pub(crate) async fn flush(&self) -> bool {
+        self.quiet.store(true, Ordering::Release);
+        while self.in_flight.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let flush = Command::FlushAll(shoal_command::FlushAll { delay: 0 });
+        let outcome = self.run(flush).await;
+        let acked = matches!(outcome, Some(Outcome::Ok));
+        self.log(|| format!("flush_all -> {outcome:?}"));
+        {
+            let mut model = self.model.lock();
+            for key in model.keys.values_mut() {
+                if acked {
+                    key.possible = [None].into();
+                } else {
+                    key.possible.insert(None);
+                }
+            }
+            model.counters.clear();
+            model.cas_wins = 0;
+            model.cas_unclear = 0;
+        }
+        let clients: Vec<String> = {
+            let model = self.model.lock();
+            model
+                .keys
+                .keys()
+                .map(|k| k.split('-').next().unwrap_or("").to_string())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        for client in clients {
+            let counter = format!("{client}-ctr");
+            self.store_exactly(&counter, b"0").await;
+            self.model
+                .lock()
+                .counters
+                .insert(counter, Counter::default());
+        }
+        self.store_exactly("shared-cas", b"0").await;
+        self.quiet.store(false, Ordering::Release);
+        acked
+    }
+
+    /// Sets `key` to `value` until a set of it is acknowledged.
+    async fn store_exactly(&self, key: &str, value: &[u8]) {
+        loop {
+            if let Some(Outcome::Stored(StoreOutcome::Stored { .. })) =
+                self.run(set(key, value)).await
+            {
+                return;
+            }
+        }
+    }
+
+    /// Freezes (or thaws) `at`: cut off from every node while its own view stays as it
+    /// was, as a stalled VM's would; what was sent to it waits, and is delivered on thaw.
+    pub(crate) fn freeze(&self, at: SocketAddr, frozen: bool) {
+        if frozen {
+            self.frozen.lock().insert(at);
+        } else {
+            self.frozen.lock().remove(&at);
+        }
+        self.isolate(at, frozen);
     }
 
     fn record_set(&self, key: &str, value: Vec<u8>, outcome: Option<Outcome>) {
