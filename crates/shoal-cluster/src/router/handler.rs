@@ -125,9 +125,14 @@ impl Router {
         Ok(())
     }
 
-    /// Read fail-over: a plain read served by an owner that holds the key's partition.
+    /// Read fail-over: a plain read served by an owner that holds the key's partition
+    /// under a lease (see `lease`).
     fn read_here(&self, command: &Command) -> PeerResponse {
-        let held = key_of(command).is_some_and(|key| self.sync.is_held(partition_of(key)));
+        let view = self.view();
+        let held = key_of(command).is_some_and(|key| {
+            let p = partition_of(key);
+            self.sync.is_held(p) && self.leased(&view, p)
+        });
         if held && is_plain_read(command) {
             PeerResponse::Outcome(self.store.execute(command.clone()))
         } else {

@@ -861,12 +861,15 @@ impl Router {
         view.is_primary(p) && self.sync.is_held(p) && self.leased(view, p)
     }
 
-    /// Read fail-over: the first replica of `p` that holds it and answers the read.
+    /// Read fail-over: the first replica of `p` that holds it, under a lease, and answers
+    /// the read.
     async fn read_from_replicas(&self, p: PartitionId, command: &Command) -> Option<Outcome> {
         let view = self.view();
         for owner in view.owners(p).iter().skip(1).map(NodeId::addr) {
             if owner == view.local {
-                if self.sync.is_held(p) {
+                // Only under a lease: a replica cut off from the others may be what the
+                // others have moved past.
+                if self.sync.is_held(p) && self.leased(&view, p) {
                     return Some(self.store.execute(command.clone()));
                 }
                 continue;
@@ -1088,16 +1091,16 @@ impl Router {
         }
         let _guard = self.locks[p.index()].lock();
         let view = self.view();
-        if !view.is_primary(p) || !self.is_ready() {
+        // Only under a lease: a primary cut off before its view shows it must neither
+        // answer from a copy the other side has moved past (a miss, NOT_FOUND, EXISTS)
+        // nor stamp a write on it with a version that could outrank the other side's.
+        if !view.is_primary(p) || !self.is_ready() || !self.leased(&view, p) {
             return None;
         }
         let probe = command.clone();
         let outcome = self.store.execute(command);
         if !changed(&probe, &outcome) {
-            // An answer from this copy alone (a miss, NOT_FOUND, EXISTS) is given only
-            // under a lease: a primary cut off before the view shows it must not answer
-            // from a copy the other side has moved past.
-            return self.leased(&view, p).then(|| (outcome, Vec::new()));
+            return Some((outcome, Vec::new()));
         }
         let op = self.replica_op(p, key, true);
         let pending = view

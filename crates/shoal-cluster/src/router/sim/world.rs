@@ -518,10 +518,13 @@ impl World {
             serial += 1;
             let roll = self.range(0..100);
             let key = format!("c{c}-k{}", self.range(0..keys as u64));
-            if roll < 45 {
+            if roll < 35 {
                 let value = format!("c{c}-v{serial}").into_bytes();
                 let outcome = self.run(set(&key, &value)).await;
                 self.record_set(&key, value, outcome);
+            } else if roll < 50 {
+                let outcome = self.run(get(&key)).await;
+                self.check_read(&key, outcome);
             } else if roll < 65 {
                 let outcome = self.run(delete(&key)).await;
                 self.record_delete(&key, outcome);
@@ -615,6 +618,29 @@ impl World {
             _ => {
                 entry.possible.insert(Some(value));
             }
+        }
+    }
+
+    /// A read of a key only this client writes must see what the client was told last
+    /// (or a write whose answer never came): anything else is a stale or lost value.
+    fn check_read(&self, key: &str, outcome: Option<Outcome>) {
+        let Some(Outcome::Values(mut values)) = outcome else {
+            return;
+        };
+        let value = values.pop().flatten().map(|item| item.value.to_vec());
+        let mut model = self.model.lock();
+        let possible = &model.keys[key].possible;
+        if !possible.contains(&value) {
+            let line = format!(
+                "get {key} at {:?} read {:?}, the client was told one of {:?}",
+                self.started.elapsed(),
+                value.map(|v| String::from_utf8_lossy(&v).to_string()),
+                possible
+                    .iter()
+                    .map(|p| p.as_ref().map(|v| String::from_utf8_lossy(v).to_string()))
+                    .collect::<Vec<_>>()
+            );
+            model.violations.push(line);
         }
     }
 
