@@ -54,6 +54,17 @@ fn replica_of(it: &ItemRef) -> ReplicaItem {
     }
 }
 
+/// Which held versions an incoming replica replaces.
+#[derive(Debug, Clone, Copy)]
+enum Wins {
+    /// Only older ones (a pull, a merge: last writer wins).
+    Newer,
+    /// Older and equal ones (the primary's own order: a touch keeps the CAS).
+    NewerOrEqual,
+    /// Any (an undo).
+    Always,
+}
+
 /// Removes the live item with this key, if any; whether there was one.
 fn unlink(sh: &mut Shard, ctx: &Ctx, hash: u64, key: &[u8]) -> bool {
     match sh.get_live_quiet(ctx, hash, key) {
@@ -93,17 +104,23 @@ impl Store {
     ///
     /// It always observes the CAS ([`Store::observe_cas`]) first.
     pub fn apply_replica(&self, item: &ReplicaItem) -> Result<bool, ServerError> {
-        self.write_replica(item, false)
+        self.write_replica(item, Wins::Newer)
     }
 
     /// Writes a replica that a partition's primary sent, in the primary's order: as
     /// [`Store::apply_replica`], except that an equal CAS also gives way, because a
     /// `touch` (or `gat`, or an invalidation) changes an item without changing its CAS.
     pub fn put_replica(&self, item: &ReplicaItem) -> Result<bool, ServerError> {
-        self.write_replica(item, true)
+        self.write_replica(item, Wins::NewerOrEqual)
     }
 
-    fn write_replica(&self, item: &ReplicaItem, ties_win: bool) -> Result<bool, ServerError> {
+    /// Puts back an item as it was, whatever version the key holds now: a primary undoing
+    /// its own write that no replica took. Otherwise as [`Store::apply_replica`].
+    pub fn restore_replica(&self, item: &ReplicaItem) -> Result<bool, ServerError> {
+        self.write_replica(item, Wins::Always)
+    }
+
+    fn write_replica(&self, item: &ReplicaItem, wins: Wins) -> Result<bool, ServerError> {
         self.observe_cas(item.cas);
         let cfg = &self.config;
         let key = &item.key[..];
@@ -115,7 +132,11 @@ impl Store {
         let hash = self.hasher.hash(key);
         let mut sh = self.shard(hash).lock();
         let old = sh.get_live_quiet(&ctx, hash, key);
-        let gives_way = |held: u64| supersedes(item.cas, held) || (ties_win && item.cas == held);
+        let gives_way = |held: u64| match wins {
+            Wins::Newer => supersedes(item.cas, held),
+            Wins::NewerOrEqual => supersedes(item.cas, held) || item.cas == held,
+            Wins::Always => true,
+        };
         if old.is_some_and(|idx| !gives_way(sh.item(idx).cas())) {
             return Ok(false);
         }

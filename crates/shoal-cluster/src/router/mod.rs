@@ -66,7 +66,7 @@ use crate::rpc::{self, Peers, RpcConfig, RpcError};
 pub use message::{PeerEnvelope, PeerReply, PeerRequest, PeerResponse, Refusal, ReplicaOp};
 pub use view::View;
 
-use message::NodeStatus;
+use message::{KeyState, NodeStatus};
 use pause::PauseWatch;
 use quorum::Quorum;
 use sync::SyncState;
@@ -294,6 +294,13 @@ impl Waited {
             Waited::Moved => "moved".to_string(),
         }
     }
+}
+
+/// How to put a key back as it was before a primary's write: its state before, and the
+/// version the write gave it.
+struct Undo {
+    before: message::KeyState,
+    written: u64,
 }
 
 /// What became of one replica's copy of a write.
@@ -903,7 +910,7 @@ impl Router {
             }
             return None;
         }
-        let (mut outcome, pending) = self.apply_as_primary(p, key, command)?;
+        let (mut outcome, pending, undo) = self.apply_as_primary(p, key, command)?;
         tracing::trace!(
             local = %self.view().local,
             partition = p.get(),
@@ -912,20 +919,51 @@ impl Router {
             ?outcome,
             "applied as primary"
         );
+        match self.await_replicas(p, key, pending, deadline).await {
+            Ok(None) => {}
+            Ok(Some(error)) => {
+                self.undo_unstored(p, key);
+                outcome = Outcome::Error(error);
+            }
+            Err(failed) => {
+                // Not every live owner has it: it is not acknowledged, and this copy must
+                // not keep a version no other copy knows of (it could outrank writes the
+                // others acknowledge meanwhile).
+                if let Some(undo) = undo {
+                    self.undo(p, key, &undo);
+                }
+                return Some(failed);
+            }
+        }
+        Some(outcome)
+    }
+
+    /// Waits until every replica in `pending` stored the write (re-sending the key's
+    /// current state to those that refused on another view or were replaced). Ok(None)
+    /// when all did, Ok(Some) when one could not store it, Err with the client's answer
+    /// when it cannot be known to be stored everywhere.
+    async fn await_replicas(
+        &self,
+        p: PartitionId,
+        key: &Bytes,
+        pending: Vec<(
+            SocketAddr,
+            impl std::future::Future<Output = Result<PeerResponse, RpcError>>,
+        )>,
+        deadline: Instant,
+    ) -> Result<Option<ServerError>, Outcome> {
+        let mut unstored = None;
         let mut retry = Vec::new();
         for (replica, response) in pending {
             match self.replica_ack(p, replica, response, deadline).await {
                 ReplicaAck::Stored => {}
-                ReplicaAck::NotStored(error) => {
-                    self.undo_unstored(p, key);
-                    outcome = Outcome::Error(error);
-                }
+                ReplicaAck::NotStored(error) => unstored = Some(error),
                 ReplicaAck::Retry => retry.push(replica),
                 ReplicaAck::TimedOut => {
-                    return Some(cluster_error("a replica did not store the write in time"));
+                    return Err(cluster_error("a replica did not store the write in time"))
                 }
-                ReplicaAck::Unsure => return Some(lost_quorum()),
-                ReplicaAck::Superseded => return Some(superseded()),
+                ReplicaAck::Unsure => return Err(lost_quorum()),
+                ReplicaAck::Superseded => return Err(superseded()),
             }
         }
         while !retry.is_empty() {
@@ -933,10 +971,10 @@ impl Router {
             // the views change, send it the key's current state.
             self.pause_for_view(Duration::from_millis(50)).await;
             if Instant::now() >= deadline {
-                return Some(cluster_error("a replica did not store the write in time"));
+                return Err(cluster_error("a replica did not store the write in time"));
             }
             let Some(pending) = self.resend_key(p, key, &retry) else {
-                return Some(cluster_error(
+                return Err(cluster_error(
                     "the key's owners changed during the write; it may not be stored",
                 ));
             };
@@ -944,20 +982,45 @@ impl Router {
             for (replica, response) in pending {
                 match self.replica_ack(p, replica, response, deadline).await {
                     ReplicaAck::Stored => {}
-                    ReplicaAck::NotStored(error) => {
-                        self.undo_unstored(p, key);
-                        outcome = Outcome::Error(error);
-                    }
+                    ReplicaAck::NotStored(error) => unstored = Some(error),
                     ReplicaAck::Retry => retry.push(replica),
                     ReplicaAck::TimedOut => {
-                        return Some(cluster_error("a replica did not store the write in time"));
+                        return Err(cluster_error("a replica did not store the write in time"))
                     }
-                    ReplicaAck::Unsure => return Some(lost_quorum()),
-                    ReplicaAck::Superseded => return Some(superseded()),
+                    ReplicaAck::Unsure => return Err(lost_quorum()),
+                    ReplicaAck::Superseded => return Err(superseded()),
                 }
             }
         }
-        Some(outcome)
+        Ok(unstored)
+    }
+
+    /// Puts `key` back as it was before a write that did not reach every owner, unless a
+    /// later write changed it since.
+    fn undo(&self, p: PartitionId, key: &Bytes, undo: &Undo) {
+        let _guard = self.locks[p.index()].lock();
+        let now = match self.store.export(key) {
+            Some(item) => Some(item.cas),
+            None => self.tombstones.version(p, key),
+        };
+        if now != Some(undo.written) {
+            return;
+        }
+        match &undo.before.item {
+            Some(item) => {
+                if let Err(error) = self.store.restore_replica(item) {
+                    tracing::warn!(?error, "an item could not be put back");
+                }
+            }
+            None => {
+                self.store.remove_replica(key);
+            }
+        }
+        self.tombstones.reset(p, key, undo.before.tombstone);
+        tracing::debug!(
+            ?key,
+            "a write that did not reach every owner was undone here"
+        );
     }
 
     /// What one replica did with a write.
@@ -1083,11 +1146,12 @@ impl Router {
             SocketAddr,
             impl std::future::Future<Output = Result<PeerResponse, RpcError>>,
         )>,
+        Option<Undo>,
     )> {
         if is_plain_read(&command) {
             let view = self.view();
             let mine = view.is_primary(p) && self.is_ready() && self.leased(&view, p);
-            return mine.then(|| (self.store.execute(command), Vec::new()));
+            return mine.then(|| (self.store.execute(command), Vec::new(), None));
         }
         let _guard = self.locks[p.index()].lock();
         let view = self.view();
@@ -1098,16 +1162,24 @@ impl Router {
             return None;
         }
         let probe = command.clone();
+        let before = KeyState {
+            item: self.store.export(key),
+            tombstone: self.tombstones.version(p, key),
+        };
         let outcome = self.store.execute(command);
         if !changed(&probe, &outcome) {
-            return Some((outcome, Vec::new()));
+            return Some((outcome, Vec::new(), None));
         }
         let op = self.replica_op(p, key, true);
+        let written = match &op {
+            ReplicaOp::Put(item) => item.cas,
+            ReplicaOp::Remove { version, .. } => *version,
+        };
         let pending = view
             .other_owners(p)
             .map(|owner| (owner, self.call(owner, PeerRequest::Replicate(op.clone()))))
             .collect();
-        Some((outcome, pending))
+        Some((outcome, pending, Some(Undo { before, written })))
     }
 
     /// Applies a replicated change from a primary: Done only if it is stored.

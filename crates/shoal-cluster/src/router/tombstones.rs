@@ -85,6 +85,22 @@ impl Tombstones {
         self.version(p, key).is_some_and(|v| version <= v)
     }
 
+    /// Sets `key`'s tombstone back to `version` (none: forgets it), whatever it is now:
+    /// an undone removal.
+    pub fn reset(&self, p: PartitionId, key: &Bytes, version: Option<u64>) {
+        let mut part = self.parts[p.index()].lock();
+        let had = part.versions.remove(key.as_ref()).is_some();
+        if let Some(v) = version {
+            part.versions.insert(key.clone(), v);
+            part.arrivals.push_back((Instant::now(), key.clone(), v));
+            if !had {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if had {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Forgets `key`'s tombstone once a newer item is written.
     pub fn forget_below(&self, p: PartitionId, key: &[u8], version: u64) {
         let mut part = self.parts[p.index()].lock();

@@ -351,6 +351,14 @@ fn a_versioned_removal_spares_newer_items_and_raises_the_clock() {
 }
 
 #[test]
+fn a_restored_item_replaces_even_a_newer_one() {
+    let (s, _) = store();
+    s.apply_replica(&replica("k", "new", 500)).unwrap();
+    assert!(s.restore_replica(&replica("k", "old", 100)).unwrap());
+    assert_eq!(value_cas(&s, "k"), Some((b"old".to_vec(), 100)));
+}
+
+#[test]
 fn a_cluster_flush_removes_older_versions_only() {
     let (s, _) = store();
     s.apply_replica(&replica("a", "v", 100)).unwrap();
