@@ -48,9 +48,11 @@ impl Router {
         if envelope.flush > router.store.version_floor() {
             router.store.flush_below_version(envelope.flush);
         }
-        let request = envelope.request.clone();
+        let admitted = router.admit(&envelope);
+        let from = envelope.from.addr();
+        let request = envelope.request;
         // Done here, in arrival order: replication must apply in the primary's order.
-        let ready = match router.admit(&envelope) {
+        let ready = match admitted {
             Err(refusal) => Some(PeerResponse::Refused(refusal)),
             Ok(()) => match &request {
                 PeerRequest::Replicate(op) => Some(router.apply_replica(op)),
@@ -67,7 +69,7 @@ impl Router {
                 PeerRequest::Export(key) => Some(router.export_key(key)),
                 PeerRequest::Lease => Some(PeerResponse::Done),
                 PeerRequest::Leaving => {
-                    router.forget_member(envelope.from.addr());
+                    router.forget_member(from);
                     Some(PeerResponse::Done)
                 }
                 PeerRequest::Read(command) => Some(router.read_here(command)),

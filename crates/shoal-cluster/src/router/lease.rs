@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use tokio::time::Instant;
 
 use super::message::PeerRequest;
@@ -30,12 +30,12 @@ pub(super) const RENEW_EVERY: Duration = Duration::from_millis(150);
 /// The last confirmation from each member: the view digest and when it was asked for.
 #[derive(Debug, Default)]
 pub(super) struct Leases {
-    confirmed: Mutex<BTreeMap<SocketAddr, (u64, Instant)>>,
+    confirmed: RwLock<BTreeMap<SocketAddr, (u64, Instant)>>,
 }
 
 impl Leases {
     fn confirm(&self, member: SocketAddr, digest: u64, asked: Instant) {
-        let mut confirmed = self.confirmed.lock();
+        let mut confirmed = self.confirmed.write();
         let entry = confirmed.entry(member).or_insert((digest, asked));
         if entry.0 != digest || entry.1 < asked {
             *entry = (digest, asked);
@@ -45,7 +45,7 @@ impl Leases {
     /// Whether `member` confirmed view `digest` less than [`LEASE`] ago.
     fn holds(&self, member: SocketAddr, digest: u64, now: Instant) -> bool {
         self.confirmed
-            .lock()
+            .read()
             .get(&member)
             .is_some_and(|(d, at)| *d == digest && now.duration_since(*at) < LEASE)
     }

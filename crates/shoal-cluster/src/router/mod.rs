@@ -580,7 +580,6 @@ impl Router {
                 }
             })
             .collect();
-        let _ = self.sync.pulled();
         RouterStatus {
             replicas: view.map.replicas() as u64,
             syncing: self.sync.pending() as u64,

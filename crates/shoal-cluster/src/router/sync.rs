@@ -174,14 +174,6 @@ impl SyncState {
         }
     }
 
-    /// Items and bytes merged by hand-off since start.
-    pub(super) fn pulled(&self) -> (u64, u64) {
-        (
-            self.pulled_items.load(Ordering::Relaxed),
-            self.pulled_bytes.load(Ordering::Relaxed),
-        )
-    }
-
     /// Founds a cluster alone once the bootstrap wait is over and no member showed up.
     /// True if it did.
     pub(super) fn bootstrap_due(&self, view: &View) -> bool {

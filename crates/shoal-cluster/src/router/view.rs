@@ -107,16 +107,23 @@ impl View {
     }
 }
 
+/// How many `Notify`s the waiters of a [`ViewCell`] are spread over: every forwarded
+/// request waits for a view change, and one waiter list would be a lock all worker
+/// threads take twice per request.
+const STRIPES: usize = 8;
+
 /// The current [`View`] and a wake-up for whoever waits for the next one.
 ///
-/// Not a `tokio::sync::watch`: its receivers are woken in a random order (it spreads
-/// waiters over several `Notify`s), and the simulator must replay a seed exactly; a
-/// single `Notify` wakes its waiters in a fixed order.
+/// Not a `tokio::sync::watch`: it too spreads its waiters over several `Notify`s, but
+/// picks one at random, so receivers wake in a random order, and the simulator must
+/// replay a seed exactly. Here waiters take the stripes in turn, and a change wakes the
+/// stripes in order.
 #[derive(Debug)]
 pub(super) struct ViewCell {
     current: parking_lot::RwLock<std::sync::Arc<View>>,
     version: std::sync::atomic::AtomicU64,
-    changes: tokio::sync::Notify,
+    changes: [tokio::sync::Notify; STRIPES],
+    next_stripe: std::sync::atomic::AtomicUsize,
 }
 
 impl ViewCell {
@@ -124,7 +131,8 @@ impl ViewCell {
         ViewCell {
             current: parking_lot::RwLock::new(view),
             version: std::sync::atomic::AtomicU64::new(0),
-            changes: tokio::sync::Notify::new(),
+            changes: std::array::from_fn(|_| tokio::sync::Notify::new()),
+            next_stripe: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -148,13 +156,19 @@ impl ViewCell {
     pub(super) fn touch(&self) {
         self.version
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.changes.notify_waiters();
+        for stripe in &self.changes {
+            stripe.notify_waiters();
+        }
     }
 
     /// Waits for a change after version `seen`, and records the new version in it.
     pub(super) async fn changed(&self, seen: &mut u64) {
+        let stripe = self
+            .next_stripe
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % STRIPES;
         loop {
-            let notified = self.changes.notified();
+            let notified = self.changes[stripe].notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let now = self.version();
