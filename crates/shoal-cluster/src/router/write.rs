@@ -116,19 +116,7 @@ impl Router {
         deadline: Instant,
     ) -> Result<Option<ServerError>, Outcome> {
         let mut unstored = None;
-        let mut retry = Vec::new();
-        for (replica, response) in pending {
-            match self.replica_ack(p, replica, response, deadline).await {
-                ReplicaAck::Stored => {}
-                ReplicaAck::NotStored(error) => unstored = Some(error),
-                ReplicaAck::Retry => retry.push(replica),
-                ReplicaAck::TimedOut => {
-                    return Err(cluster_error("a replica did not store the write in time"))
-                }
-                ReplicaAck::Unsure => return Err(lost_quorum()),
-                ReplicaAck::Superseded => return Err(superseded()),
-            }
-        }
+        let mut retry = self.acks(p, pending, deadline, &mut unstored).await?;
         while !retry.is_empty() {
             // The replica refused (another view) or was replaced (a new incarnation): once
             // the views change, send it the key's current state.
@@ -141,19 +129,7 @@ impl Router {
                     "the key's owners changed during the write; it may not be stored",
                 ));
             };
-            retry.clear();
-            for (replica, response) in pending {
-                match self.replica_ack(p, replica, response, deadline).await {
-                    ReplicaAck::Stored => {}
-                    ReplicaAck::NotStored(error) => unstored = Some(error),
-                    ReplicaAck::Retry => retry.push(replica),
-                    ReplicaAck::TimedOut => {
-                        return Err(cluster_error("a replica did not store the write in time"))
-                    }
-                    ReplicaAck::Unsure => return Err(lost_quorum()),
-                    ReplicaAck::Superseded => return Err(superseded()),
-                }
-            }
+            retry = self.acks(p, pending, deadline, &mut unstored).await?;
         }
         Ok(unstored)
     }
@@ -184,6 +160,35 @@ impl Router {
             ?key,
             "a write that did not reach every owner was undone here"
         );
+    }
+
+    /// Waits for each replica's answer: the replicas to send the key's state again, or
+    /// the client's answer when the write cannot be known to be stored everywhere. A
+    /// replica that could not store it is noted in `unstored`.
+    async fn acks<F>(
+        &self,
+        p: PartitionId,
+        pending: Vec<(SocketAddr, F)>,
+        deadline: Instant,
+        unstored: &mut Option<ServerError>,
+    ) -> Result<Vec<SocketAddr>, Outcome>
+    where
+        F: std::future::Future<Output = Result<PeerResponse, RpcError>>,
+    {
+        let mut retry = Vec::new();
+        for (replica, response) in pending {
+            match self.replica_ack(p, replica, response, deadline).await {
+                ReplicaAck::Stored => {}
+                ReplicaAck::NotStored(error) => *unstored = Some(error),
+                ReplicaAck::Retry => retry.push(replica),
+                ReplicaAck::TimedOut => {
+                    return Err(cluster_error("a replica did not store the write in time"))
+                }
+                ReplicaAck::Unsure => return Err(lost_quorum()),
+                ReplicaAck::Superseded => return Err(superseded()),
+            }
+        }
+        Ok(retry)
     }
 
     /// What one replica did with a write.
