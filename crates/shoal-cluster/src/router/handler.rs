@@ -114,6 +114,7 @@ impl Router {
         let fenced = !matches!(
             envelope.request,
             PeerRequest::Status
+                | PeerRequest::Leaving
                 | PeerRequest::Clock
                 | PeerRequest::Flush(_)
                 | PeerRequest::FlushBelow(_)

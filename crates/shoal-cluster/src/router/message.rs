@@ -6,8 +6,9 @@
 //! Every request travels in a [`PeerEnvelope`] naming the sender's and the receiver's
 //! identities (address and incarnation) and the digest of the sender's view; every answer
 //! in a [`PeerReply`]. A receiver refuses a request for another incarnation of itself
-//! (one sent to its previous life), and a data request (anything but [`PeerRequest::Status`]
-//! and [`PeerRequest::Flush`]) made on another view than its own: a node acting on an old
+//! (one sent to its previous life), and a data request (anything but the status poll, a
+//! graceful leave and the flush messages) made on another view than its own, or while it
+//! is not ready: a node acting on an old
 //! view (paused, partitioned, not yet told of a join) is refused and the sender re-routes
 //! once the views agree. Both carry the cluster's flush version, so a node that missed a
 //! `flush_all` learns it from the first message it exchanges.
