@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use parking_lot::Mutex;
 use shoal_command::ReplicaItem;
@@ -92,14 +94,21 @@ pub struct RepairStats {
     pub items: AtomicU64,
     /// When the last round ended.
     pub last: Mutex<Option<Instant>>,
-    /// The store's eviction count at the last round.
+    /// The store's eviction count when last looked at, and when it last grew.
     evictions: AtomicU64,
+    evicted_at: Mutex<Option<Instant>>,
 }
 
 impl RepairStats {
-    /// Whether the store evicted since the last call (which records the count now).
-    pub fn evicted_since_last(&self, evictions: u64) -> bool {
-        self.evictions.swap(evictions, Ordering::AcqRel) != evictions
+    /// Whether the store (now at `evictions` evictions) evicted within `window`. Every
+    /// caller sees the same answer, whichever looks first.
+    pub fn evicted_within(&self, evictions: u64, window: Duration) -> bool {
+        let now = Instant::now();
+        let mut at = self.evicted_at.lock();
+        if self.evictions.swap(evictions, Ordering::AcqRel) != evictions {
+            *at = Some(now);
+        }
+        at.is_some_and(|t| now.duration_since(t) < window)
     }
 }
 
@@ -128,7 +137,7 @@ impl Router {
                 }
             }
         }
-        let accept = !self.repair.evicted_since_last(self.store.stats().evictions);
+        let accept = !self.evicting();
         let mut compared = false;
         for (replica, partitions) in by_replica {
             let until = Instant::now() + self.config.deadline;
@@ -185,6 +194,13 @@ impl Router {
             self.repair.rounds.fetch_add(1, Ordering::Relaxed);
             *self.repair.last.lock() = Some(Instant::now());
         }
+    }
+
+    /// Whether this store evicted within the last repair interval (then it takes nothing
+    /// from repairs).
+    fn evicting(&self) -> bool {
+        self.repair
+            .evicted_within(self.store.stats().evictions, self.config.repair_interval)
     }
 
     /// This node's items and tombstones in the given buckets.
@@ -245,7 +261,7 @@ impl Router {
             })
             .collect();
         let (mine, my_tombstones) = self.bucket_state(&buckets).await;
-        if !self.repair.evicted_since_last(self.store.stats().evictions) {
+        if !self.evicting() {
             self.merge_repair(&items, &tombstones);
         }
         PeerResponse::Repair {
@@ -299,11 +315,17 @@ mod tests {
         assert!(items.iter().all(|i| partition_of(&i.key).get() == p));
     }
 
-    #[test]
-    fn eviction_since_the_last_round_is_noticed_once() {
+    #[tokio::test(start_paused = true)]
+    async fn an_eviction_counts_for_every_caller_within_the_window() {
         let stats = RepairStats::default();
-        assert!(!stats.evicted_since_last(0));
-        assert!(stats.evicted_since_last(3));
-        assert!(!stats.evicted_since_last(3));
+        let window = Duration::from_secs(10);
+        assert!(!stats.evicted_within(0, window));
+        assert!(stats.evicted_within(3, window));
+        assert!(
+            stats.evicted_within(3, window),
+            "a second caller sees it too"
+        );
+        tokio::time::advance(window).await;
+        assert!(!stats.evicted_within(3, window));
     }
 }
