@@ -9,7 +9,7 @@ use shoal_command::Command;
 use tokio::time::Instant;
 
 use super::message::{PeerEnvelope, PeerReply, Refusal};
-use super::{is_plain_read, key_of, PeerRequest, PeerResponse, Router};
+use super::{is_plain_read, key_of, PeerRequest, PeerResponse, Router, View};
 use crate::placement::partition_of;
 use crate::rpc::Handler;
 
@@ -48,7 +48,8 @@ impl Router {
         if envelope.flush > router.store.version_floor() {
             router.store.flush_below_version(envelope.flush);
         }
-        let admitted = router.admit(&envelope);
+        let view = router.view();
+        let admitted = router.admit(&view, &envelope);
         let from = envelope.from.addr();
         let request = envelope.request;
         // Done here, in arrival order: replication must apply in the primary's order.
@@ -79,6 +80,9 @@ impl Router {
                 | PeerRequest::Repair { .. } => None,
             },
         };
+        // Answered on the spot: the view it was admitted on is the one to report.
+        let answered_on = ready.as_ref().map(|_| view.digest);
+        drop(view);
         async move {
             let response = match ready {
                 Some(response) => response,
@@ -97,7 +101,7 @@ impl Router {
                 },
             };
             PeerReply {
-                view: router.view().digest,
+                view: answered_on.unwrap_or_else(|| router.view().digest),
                 flush: router.store.version_floor(),
                 response,
             }
@@ -106,8 +110,7 @@ impl Router {
 
     /// The fence: a request for another incarnation of this node is refused, and so is a
     /// data request made on another view, or before this node acts on any view.
-    fn admit(&self, envelope: &PeerEnvelope) -> Result<(), Refusal> {
-        let view = self.view();
+    fn admit(&self, view: &View, envelope: &PeerEnvelope) -> Result<(), Refusal> {
         if envelope.to != view.local_id {
             return Err(Refusal::WrongIncarnation);
         }
