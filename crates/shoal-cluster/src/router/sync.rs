@@ -154,6 +154,15 @@ impl SyncState {
         self.held[i].store(held, Ordering::Release);
     }
 
+    /// Partition `i` is no longer vouched for as current here; if it was held, the copy
+    /// stays as a former owner's (kept, merged, vouched for as complete until `now`).
+    fn demote(&self, inner: &mut Inner, i: usize, now: Instant) {
+        if inner.held[i] {
+            inner.former.insert(i as u16, now);
+        }
+        self.set_held(inner, i, false);
+    }
+
     /// The status this node reports to the poll.
     pub(super) fn status(&self, items: u64) -> NodeStatus {
         let inner = self.inner.lock();
@@ -226,10 +235,7 @@ impl SyncState {
                 // moved, so it stays a former owner's copy (kept, merged, vouched for)
                 // while every partition it owns is pulled again.
                 for i in 0..usize::from(PARTITIONS) {
-                    if inner.held[i] {
-                        inner.former.insert(i as u16, now);
-                    }
-                    self.set_held(&mut inner, i, false);
+                    self.demote(&mut inner, i, now);
                 }
                 tracing::info!(
                     ?away,
@@ -244,10 +250,7 @@ impl SyncState {
             // Cut off: the other side may move on, so nothing here is vouched for; it is
             // all merged again once the quorum is back.
             for i in 0..usize::from(PARTITIONS) {
-                if inner.held[i] {
-                    inner.former.insert(i as u16, now);
-                }
-                self.set_held(&mut inner, i, false);
+                self.demote(&mut inner, i, now);
             }
             inner.syncing.clear();
             return;
@@ -266,10 +269,7 @@ impl SyncState {
         for p in PartitionId::all() {
             let i = p.index();
             if !new.is_owner(p, new.local) {
-                if inner.held[i] {
-                    inner.former.insert(p.get(), now);
-                }
-                self.set_held(&mut inner, i, false);
+                self.demote(&mut inner, i, now);
                 inner.syncing.remove(&p.get());
                 continue;
             }
